@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny image folders made on the fly (nothing is downloaded or committed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int] = (20, 24), seed: int = 0,
+                 suffix: str = ".png", start: int = 1) -> list[Path]:
+    """`count` random RGB images named 000001.png, ... in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for k in range(start, start + count):
+        pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        path = folder / f"{k:06d}{suffix}"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def domains(tmp_path: Path) -> tuple[Path, Path]:
+    """Folders A (3 images) and B (5 images)."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    write_images(a, 3, seed=1)
+    write_images(b, 5, seed=2)
+    return a, b

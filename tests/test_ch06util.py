@@ -1,0 +1,336 @@
+"""The chapter's names: checkpoint contract, fixed defects, one short training run."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.conftest import write_images
+from utils import ch06util as ch
+from utils.paths import REPO_ROOT, files_dir
+
+
+# ---------------------------------------------------------------- checkpoint contract
+# An independent, minimal re-statement of the chapter's architecture: the same module
+# paths built from plain Sequentials, so a state_dict saved from the chapter's classes
+# must load into ours with strict=True and compute the same function.
+def _ref_conv_block(cin, cout, down=True, act=True, **kw):
+    conv = nn.Conv2d(cin, cout, padding_mode="reflect", **kw) if down else nn.ConvTranspose2d(cin, cout, **kw)
+    wrapper = nn.Module()
+    wrapper.conv = nn.Sequential(conv, nn.InstanceNorm2d(cout), nn.ReLU() if act else nn.Identity())
+    wrapper.forward = lambda x: wrapper.conv(x)
+    return wrapper
+
+
+class RefGenerator(nn.Module):
+    def __init__(self, f=64, n_res=9):
+        super().__init__()
+        self.initial = nn.Sequential(nn.Conv2d(3, f, 7, 1, 3, padding_mode="reflect"),
+                                     nn.InstanceNorm2d(f), nn.ReLU())
+        self.down_blocks = nn.ModuleList([_ref_conv_block(f, 2 * f, kernel_size=3, stride=2, padding=1),
+                                          _ref_conv_block(2 * f, 4 * f, kernel_size=3, stride=2, padding=1)])
+        res = []
+        for _ in range(n_res):
+            r = nn.Module()
+            r.block = nn.Sequential(_ref_conv_block(4 * f, 4 * f, kernel_size=3, padding=1),
+                                    _ref_conv_block(4 * f, 4 * f, act=False, kernel_size=3, padding=1))
+            res.append(r)
+        self.res_blocks = nn.Sequential(*res)
+        self.up_blocks = nn.ModuleList([
+            _ref_conv_block(4 * f, 2 * f, down=False, kernel_size=3, stride=2, padding=1, output_padding=1),
+            _ref_conv_block(2 * f, f, down=False, kernel_size=3, stride=2, padding=1, output_padding=1)])
+        self.last = nn.Conv2d(f, 3, 7, 1, 3, padding_mode="reflect")
+
+    def forward(self, x):
+        x = self.initial(x)
+        for blk in self.down_blocks:
+            x = blk.conv(x)
+        for r in self.res_blocks:
+            x = x + r.block[1].conv(r.block[0].conv(x))
+        for blk in self.up_blocks:
+            x = blk.conv(x)
+        return torch.tanh(self.last(x))
+
+
+class RefDiscriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.initial = nn.Sequential(nn.Conv2d(3, 64, 4, 2, 1, padding_mode="reflect"), nn.LeakyReLU(0.2))
+        blocks = []
+        for cin, cout, stride in ((64, 128, 2), (128, 256, 2), (256, 512, 1)):
+            b = nn.Module()
+            b.conv = nn.Sequential(nn.Conv2d(cin, cout, 4, stride, 1, padding_mode="reflect"),
+                                   nn.InstanceNorm2d(cout), nn.LeakyReLU(0.2))
+            blocks.append(b)
+        self.model = nn.Sequential(*blocks, nn.Conv2d(512, 1, 4, 1, 1, padding_mode="reflect"))
+
+    def forward(self, x):
+        x = self.initial(x)
+        for b in list(self.model)[:-1]:
+            x = b.conv(x)
+        return torch.sigmoid(self.model[-1](x))
+
+
+def _n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_generator_matches_the_checkpoint_contract():
+    gen = ch.Generator(img_channels=3, num_residuals=9)
+    keys = list(gen.state_dict())
+    assert len(keys) == 48
+    assert _n_params(gen) == 11_378_179
+    assert keys[:2] == ["initial.0.weight", "initial.0.bias"]
+    assert "res_blocks.8.block.1.conv.0.weight" in keys
+    assert "up_blocks.1.conv.0.bias" in keys and keys[-2:] == ["last.weight", "last.bias"]
+
+
+def test_discriminator_matches_the_checkpoint_contract():
+    disc = ch.Discriminator()
+    assert len(disc.state_dict()) == 10
+    assert _n_params(disc) == 2_764_737
+    assert disc(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+
+
+@pytest.mark.parametrize("ours, ref, size", [
+    (lambda: ch.Generator(3), RefGenerator, 64),
+    (lambda: ch.Discriminator(), RefDiscriminator, 64),
+])
+def test_chapter_state_dict_loads_strictly_and_gives_the_same_outputs(ours, ref, size, tmp_path):
+    torch.manual_seed(0)
+    reference = ref().eval()
+    torch.save(reference.state_dict(), tmp_path / "ref.pth")
+    model = ours().eval()
+    model.load_state_dict(torch.load(tmp_path / "ref.pth", weights_only=True), strict=True)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-5, atol=1e-6)
+
+
+def test_generator_keeps_the_image_size_and_range():
+    gen = ch.Generator(3, num_features=8, num_residuals=2)
+    y = gen(torch.randn(1, 3, 32, 32))
+    assert y.shape == (1, 3, 32, 32)
+    assert y.abs().max() <= 1
+
+
+# --------------------------------------------------------------------- weights_init
+def _convs(model):
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+
+@pytest.mark.parametrize("call", ["chapter", "apply"])
+@pytest.mark.parametrize("make", [lambda: ch.Generator(3), lambda: ch.Discriminator()])
+def test_weights_init_initialises_every_conv_both_ways(call, make):
+    torch.manual_seed(0)
+    model = make()
+    if call == "chapter":
+        assert ch.weights_init(model) is model
+    else:
+        model.apply(ch.weights_init)
+    convs = _convs(model)
+    assert convs
+    for conv in convs:
+        assert torch.count_nonzero(conv.bias) == 0
+        std = conv.weight.std().item()
+        # PyTorch's default init gives std 1/sqrt(3 * fan_in): far from 0.02 for the first
+        # layers (e.g. 0.06 for the 7x7x3 input conv) and tiny for the 256-channel ones.
+        assert 0.016 < std < 0.024, (conv, std)
+        assert abs(conv.weight.mean().item()) < 0.01
+
+
+def test_weights_init_accepts_blocks_and_norm_layers():
+    for module in (ch.ConvBlock(3, 4, kernel_size=3), ch.ResidualBlock(4), ch.Block(3, 4, 2),
+                   nn.InstanceNorm2d(4), nn.ReLU()):
+        ch.weights_init(module)  # the chapter's version crashed on these
+
+
+# --------------------------------------------------------------------------- LoadData
+def test_loaddata_pairs_by_modulo_in_sorted_order(domains):
+    a, b = domains
+    data = ch.LoadData([a], [b])
+    assert len(data) == 5
+    assert data.A_images == sorted(a.iterdir()) and data.B_images == sorted(b.iterdir())
+    for i in range(len(data)):
+        A_img, B_img = data[i]
+        expected_A = np.asarray(__import__("PIL.Image").Image.open(data.A_images[i % 3]).convert("RGB"))
+        assert np.array_equal(A_img, expected_A)
+        assert B_img.shape == (24, 20, 3)
+    assert np.array_equal(data[3][0], data[0][0])  # A wraps around
+
+
+@pytest.mark.parametrize("form", [str, Path, lambda p: str(p) + os.sep, lambda p: [str(p)]])
+def test_loaddata_accepts_str_path_and_trailing_slash(domains, form):
+    a, b = domains
+    data = ch.LoadData(form(a), form(b))
+    assert (data.A_len, data.B_len) == (3, 5)
+
+
+def test_loaddata_skips_hidden_and_non_image_files(domains):
+    a, b = domains
+    (a / ".DS_Store").write_bytes(b"\0\1junk")
+    (a / "._000001.jpg").write_bytes(b"appledouble")
+    (a / "notes.txt").write_text("not an image")
+    (a / "subfolder.png").mkdir()
+    data = ch.LoadData([a], [b])
+    assert data.A_len == 3
+    data[0]
+
+
+def test_loaddata_collects_several_folders(tmp_path):
+    write_images(tmp_path / "A1", 2)
+    write_images(tmp_path / "A2", 2, start=10)
+    write_images(tmp_path / "B", 1)
+    data = ch.LoadData([tmp_path / "A1", tmp_path / "A2"], [tmp_path / "B"])
+    assert data.A_len == 4 and len(data) == 4
+
+
+def test_loaddata_names_an_empty_domain(tmp_path, domains):
+    a, _ = domains
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=r"Domain B has no images in .*empty"):
+        ch.LoadData([a], [empty])
+
+
+def test_loaddata_names_a_missing_folder(tmp_path, domains):
+    a, _ = domains
+    with pytest.raises(FileNotFoundError, match=r"nowhere.*does not exist"):
+        ch.LoadData([a], [tmp_path / "nowhere"])
+
+
+def test_loaddata_names_a_corrupt_image(domains):
+    a, b = domains
+    broken = b / "000003.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    data = ch.LoadData([a], [b])
+    with pytest.raises(RuntimeError, match=r"Cannot decode image .*000003\.png"):
+        data[2]
+    assert broken.exists()  # never deleted
+
+
+def test_transform_augments_both_images_together(domains):
+    a, b = domains
+    data = ch.LoadData([a], [b], transform=ch.make_transform(16))
+    A_img, B_img = data[0]
+    assert A_img.shape == B_img.shape == (3, 16, 16)
+    assert A_img.dtype == torch.float32
+    assert -1 <= A_img.min() and A_img.max() <= 1
+
+
+# ------------------------------------------------------------------ test() and paths
+def test_test_writes_into_files_whatever_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CH06_FILES", str(tmp_path / "elsewhere"))
+    x = torch.zeros(1, 3, 8, 8)
+    ch.test(7, x, x, x, x)
+    names = sorted(p.name for p in (tmp_path / "elsewhere").iterdir())
+    assert names == ["A7.png", "B7.png", "fakeA7.png", "fakeB7.png"]
+    assert not (tmp_path / "files").exists()
+
+
+def test_files_dir_is_anchored_to_the_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CH06_FILES", raising=False)
+    assert files_dir() == REPO_ROOT / "files"
+    assert (REPO_ROOT / "utils" / "ch06util.py").is_file()
+
+
+def test_test_maps_pixels_back_from_minus_one_to_one(tmp_path):
+    from PIL import Image
+    white, black = torch.ones(1, 3, 4, 4), -torch.ones(1, 3, 4, 4)
+    ch.test(0, white, black, white, black, out_dir=tmp_path)
+    assert np.asarray(Image.open(tmp_path / "A0.png")).min() == 255
+    assert np.asarray(Image.open(tmp_path / "B0.png")).max() == 0
+
+
+# ------------------------------------------------------------------------ train_epoch
+def _tiny_setup(domains, scalers="project"):
+    a, b = domains
+    torch.manual_seed(0)
+    data = ch.LoadData([a], [b], transform=ch.make_transform(32, flip=False))
+    loader = torch.utils.data.DataLoader(data, batch_size=1, shuffle=False)
+    disc_A, disc_B = ch.Discriminator(features=(8, 16, 32, 64)), ch.Discriminator(features=(8, 16, 32, 64))
+    gen_A, gen_B = ch.Generator(3, 8, 2), ch.Generator(3, 8, 2)
+    for net in (disc_A, disc_B, gen_A, gen_B):
+        ch.weights_init(net)
+    opt_disc = torch.optim.Adam([*disc_A.parameters(), *disc_B.parameters()], lr=1e-3, betas=(0.5, 0.999))
+    opt_gen = torch.optim.Adam([*gen_A.parameters(), *gen_B.parameters()], lr=1e-3, betas=(0.5, 0.999))
+    if scalers == "chapter":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d_scaler, g_scaler = torch.cuda.amp.GradScaler(), torch.cuda.amp.GradScaler()
+    else:
+        d_scaler, g_scaler = ch.make_grad_scaler("cpu"), ch.make_grad_scaler("cpu")
+    nets = (disc_A, disc_B, gen_A, gen_B)
+    return nets, loader, opt_disc, opt_gen, nn.L1Loss(), nn.MSELoss(), d_scaler, g_scaler
+
+
+@pytest.mark.parametrize("scalers", ["project", "chapter"])
+def test_train_epoch_with_the_chapters_twelve_arguments_trains_all_four_networks(
+        domains, tmp_path, monkeypatch, scalers):
+    monkeypatch.setenv("CH06_FILES", str(tmp_path / "samples"))
+    nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler = _tiny_setup(domains, scalers)
+    before = [[p.detach().clone() for p in net.parameters()] for net in nets]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        losses = ch.train_epoch(*nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler,
+                                "cpu", max_batches=2, progress=False)
+    for net, old in zip(nets, before, strict=True):
+        assert all(not torch.equal(p, q) for p, q in zip(net.parameters(), old, strict=True)), net.__class__
+    assert set(losses) >= {"D_loss", "G_loss"}
+    assert all(np.isfinite(v) for v in losses.values())
+    assert losses["G_loss"] > 10 * losses["cycle_loss"] / 2 > 0  # cycle weight 10 is in G_loss
+    assert (tmp_path / "samples" / "fakeB0.png").is_file()  # test() at batch 0
+
+
+def test_train_epoch_returns_the_mean_of_its_batches(domains, tmp_path):
+    nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler = _tiny_setup(domains)
+    torch.manual_seed(1)
+    losses = ch.train_epoch(*nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler,
+                            "cpu", max_batches=3, progress=False, sample_dir=tmp_path)
+    nets2, loader2, opt_disc2, opt_gen2, *_ = _tiny_setup(domains)
+    torch.manual_seed(1)
+    per_batch = []
+    for i, (A, B) in enumerate(loader2):
+        if i == 3:
+            break
+        out = ch.train_step(A, B, *nets2, opt_disc2, opt_gen2, l1, mse, d_scaler, g_scaler)
+        per_batch.append(out["D_loss"].item())
+    assert losses["D_loss"] == pytest.approx(sum(per_batch) / 3, rel=1e-5)
+
+
+def test_discriminators_are_trainable_again_after_the_generator_step(domains):
+    """The G step freezes the discriminators' weights; the next D step must still train them."""
+    nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler = _tiny_setup(domains)
+    A, B = next(iter(loader))
+    ch.train_step(A, B, *nets, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler)
+    disc_A, disc_B = nets[:2]
+    assert all(p.requires_grad for p in (*disc_A.parameters(), *disc_B.parameters()))
+    assert all(p.grad is not None for p in disc_A.parameters())  # from the D step
+
+
+def test_identity_loss_is_logged_only_when_asked(domains):
+    nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler = _tiny_setup(domains)
+    A, B = next(iter(loader))
+    plain = ch.train_step(A, B, *nets, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler)
+    assert plain["identity_loss"].item() == 0
+    with_id = ch.train_step(A, B, *nets, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler,
+                            lambda_identity=5.0)
+    assert with_id["identity_loss"].item() > 0
+
+
+def test_grad_scalers_are_torch_amp_and_off_where_useless():
+    scaler = ch.make_grad_scaler("cpu")
+    assert isinstance(scaler, torch.amp.GradScaler)
+    assert not scaler.is_enabled()
+    assert ch.make_grad_scaler("cpu", torch.float16).is_enabled()
+    assert ch.default_autocast_dtype("cpu") in (None, torch.bfloat16)

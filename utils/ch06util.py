@@ -1,0 +1,449 @@
+"""Chapter 6's classes and functions, under the chapter's names and signatures.
+
+A reader can type the chapter's listings unchanged against this module. Where the
+chapter's code is wrong it is fixed here and the chapter's call keeps working:
+
+* `LoadData` takes `str` or `Path` folders with or without a trailing slash, lists only
+  image files in sorted order, and names the folder or file when something is wrong.
+* `weights_init(model)` and `model.apply(weights_init)` both initialise every convolution.
+* `train_epoch` uses `torch.amp` (no deprecation warnings, mixed precision only where the
+  device gains from it) and accepts the chapter's `torch.cuda.amp.GradScaler()` objects.
+* `test` writes into the repository's `files/` folder whatever the working folder.
+
+Code that is not in the book is marked `# extra code`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+from torch.utils.data import Dataset
+from torchvision.utils import save_image
+from tqdm.auto import tqdm
+
+from utils.paths import files_dir
+
+PathLike = str | os.PathLike
+
+# extra code – the suffixes PIL decodes that a face folder may hold
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+# --------------------------------------------------------------------------- data (6.2)
+def list_images(folder: PathLike) -> list[Path]:
+    """Image files of one folder, sorted, so that runs and resumes see the same order.
+
+    Hidden files (`.DS_Store`, macOS `._000001.jpg` shadows) and non-image files are
+    skipped: the chapter's unfiltered `os.listdir` crashed training on them.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"Image folder {folder} does not exist. Split the data first "
+            "(notebook 01, or `python -m utils.prepare split celeba --root files`)."
+        )
+    return sorted(
+        p for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def _as_folder_list(roots: PathLike | Iterable[PathLike]) -> list[Path]:
+    if isinstance(roots, (str, os.PathLike)):
+        return [Path(roots)]
+    return [Path(r) for r in roots]
+
+
+def read_rgb(path: PathLike) -> np.ndarray:
+    """Decode one image as an RGB uint8 array, naming the file if it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise RuntimeError(
+            f"Cannot decode image {path} ({error}). The file is damaged or not an image: "
+            "replace it (download again) or move it out of the folder."
+        ) from error
+
+
+class LoadData(Dataset):
+    """Unpaired images of two domains: item `i` is `(A[i % len(A)], B[i % len(B)])`.
+
+    `root_A` and `root_B` are lists of folders as in the chapter (a single folder works
+    too). With a transform built with `additional_targets={"image0": "image"}`, one call
+    augments both images (B as `image`, A as `image0`), exactly as listing 6.2 does.
+    """
+
+    def __init__(self, root_A, root_B, transform=None):
+        super().__init__()
+        self.root_A = _as_folder_list(root_A)
+        self.root_B = _as_folder_list(root_B)
+        self.transform = transform
+        self.A_images = self._collect(self.root_A, "A")
+        self.B_images = self._collect(self.root_B, "B")
+        self.A_len = len(self.A_images)
+        self.B_len = len(self.B_images)
+        self.len_data = max(self.A_len, self.B_len)
+
+    @staticmethod
+    def _collect(roots: Sequence[Path], domain: str) -> list[Path]:
+        images = [path for root in roots for path in list_images(root)]
+        if not images:
+            where = ", ".join(str(r) for r in roots) or "(no folder given)"
+            raise ValueError(
+                f"Domain {domain} has no images in {where}. Put .jpg/.png files there "
+                "or split the data first (notebook 01)."
+            )
+        return images
+
+    def __len__(self) -> int:
+        return self.len_data
+
+    def __getitem__(self, index: int):
+        A_img = read_rgb(self.A_images[index % self.A_len])
+        B_img = read_rgb(self.B_images[index % self.B_len])
+        if self.transform:
+            augmentations = self.transform(image=B_img, image0=A_img)
+            B_img = augmentations["image"]
+            A_img = augmentations["image0"]
+        return A_img, B_img
+
+
+def make_transform(image_size: int = 256, flip: bool = True):
+    """Listing 6.2's albumentations pipeline (extra code: the size is a parameter).
+
+    Pixels go to [-1, 1] to match the generator's `tanh` output.
+    """
+    import albumentations as albu
+    from albumentations.pytorch import ToTensorV2
+
+    steps = [albu.Resize(image_size, image_size)]
+    if flip:
+        steps.append(albu.HorizontalFlip(p=0.5))
+    steps += [albu.Normalize(mean=[0.5] * 3, std=[0.5] * 3, max_pixel_value=255), ToTensorV2()]
+    return albu.Compose(steps, additional_targets={"image0": "image"})
+
+
+# ------------------------------------------------------------------------ models (6.4)
+class Block(nn.Module):
+    """One discriminator stage: 4x4 conv, instance norm, LeakyReLU(0.2)."""
+
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 4, stride, 1, bias=True, padding_mode="reflect"),
+            nn.InstanceNorm2d(out_channels),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Discriminator(nn.Module):
+    """PatchGAN: a 30x30 map of real/fake probabilities for a 256x256 image."""
+
+    def __init__(self, in_channels=3, features=(64, 128, 256, 512)):
+        super().__init__()
+        features = list(features)
+        self.initial = nn.Sequential(
+            nn.Conv2d(in_channels, features[0], kernel_size=4, stride=2, padding=1,
+                      padding_mode="reflect"),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        layers: list[nn.Module] = []
+        in_channels = features[0]
+        for feature in features[1:]:
+            layers.append(Block(in_channels, feature, stride=1 if feature == features[-1] else 2))
+            in_channels = feature
+        layers.append(nn.Conv2d(in_channels, 1, kernel_size=4, stride=1, padding=1,
+                                padding_mode="reflect"))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return torch.sigmoid(self.model(self.initial(x)))
+
+
+class ConvBlock(nn.Module):
+    """Conv (or transposed conv when `down=False`), instance norm, optional ReLU."""
+
+    def __init__(self, in_channels, out_channels, down=True, use_act=True, **kwargs):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, padding_mode="reflect", **kwargs)
+            if down
+            else nn.ConvTranspose2d(in_channels, out_channels, **kwargs),
+            nn.InstanceNorm2d(out_channels),
+            nn.ReLU(inplace=True) if use_act else nn.Identity(),
+        )
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class ResidualBlock(nn.Module):
+    """`x + F(x)`: the block only has to learn the change, which keeps faces intact."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.block = nn.Sequential(
+            ConvBlock(channels, channels, kernel_size=3, padding=1),
+            ConvBlock(channels, channels, use_act=False, kernel_size=3, padding=1),
+        )
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class Generator(nn.Module):
+    """Encoder (two stride-2 convs), residual blocks, decoder (two transposed convs)."""
+
+    def __init__(self, img_channels, num_features=64, num_residuals=9):
+        super().__init__()
+        self.initial = nn.Sequential(
+            nn.Conv2d(img_channels, num_features, kernel_size=7, stride=1, padding=3,
+                      padding_mode="reflect"),
+            nn.InstanceNorm2d(num_features),
+            nn.ReLU(inplace=True),
+        )
+        self.down_blocks = nn.ModuleList([
+            ConvBlock(num_features, num_features * 2, kernel_size=3, stride=2, padding=1),
+            ConvBlock(num_features * 2, num_features * 4, kernel_size=3, stride=2, padding=1),
+        ])
+        self.res_blocks = nn.Sequential(
+            *[ResidualBlock(num_features * 4) for _ in range(num_residuals)]
+        )
+        self.up_blocks = nn.ModuleList([
+            ConvBlock(num_features * 4, num_features * 2, down=False, kernel_size=3, stride=2,
+                      padding=1, output_padding=1),
+            ConvBlock(num_features * 2, num_features, down=False, kernel_size=3, stride=2,
+                      padding=1, output_padding=1),
+        ])
+        self.last = nn.Conv2d(num_features, img_channels, kernel_size=7, stride=1, padding=3,
+                              padding_mode="reflect")
+
+    def forward(self, x):
+        x = self.initial(x)
+        for layer in self.down_blocks:
+            x = layer(x)
+        x = self.res_blocks(x)
+        for layer in self.up_blocks:
+            x = layer(x)
+        return torch.tanh(self.last(x))
+
+
+_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+               nn.ConvTranspose3d)
+
+
+def weights_init(m):
+    """Normal(0, 0.02) conv weights and zero biases, as in the CycleGAN paper.
+
+    Works both as the chapter calls it, `weights_init(model)` (the chapter's version
+    matched the *model's* class name and so did nothing), and as `model.apply(weights_init)`
+    (the chapter's version crashed on `ConvBlock` and on InstanceNorm, which has no weight).
+    Returns `m` so it can be chained.
+    """
+    convs = [m] if isinstance(m, _CONV_TYPES) else [x for x in m.modules()
+                                                  if isinstance(x, _CONV_TYPES)]
+    with torch.no_grad():
+        for conv in convs:
+            nn.init.normal_(conv.weight, 0.0, 0.02)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+    return m
+
+
+# --------------------------------------------------------------------- training (6.6)
+def test(i, A, B, fake_A, fake_B, out_dir: PathLike | None = None):
+    """Save the current batch and its translations as `A{i}.png`, `fakeB{i}.png`, ...
+
+    Pixels are mapped back from [-1, 1] with `x * 0.5 + 0.5`. The images go to the
+    repository's `files/` (or `out_dir`), not to a `files/` relative to wherever the
+    notebook happens to run.
+    """
+    out = Path(out_dir) if out_dir is not None else files_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, images in (("A", A), ("B", B), ("fakeA", fake_A), ("fakeB", fake_B)):
+        save_image(images.detach().float() * 0.5 + 0.5, out / f"{name}{i}.png")
+
+
+class ImageQuery(Protocol):
+    """What `train_step` needs of an image history pool (see `utils.train.ImagePool`)."""
+
+    def query(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+def default_autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The mixed-precision type that pays off on `device`, or None for plain float32.
+
+    CUDA: bfloat16 where the GPU has it (no gradient scaling needed), float16 otherwise.
+    CPU: float32. Measured on a 2-core AVX-512 Xeon without AVX512-BF16/AMX,
+    bfloat16 autocast made an iteration slower (benchmarks/README.md), so it stays off
+    unless asked for (`CH06_CPU_AMP=1`) on a CPU that has the bf16 instructions.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and os.environ.get("CH06_CPU_AMP") == "1" and cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here (AVX512-BF16 or AMX), not emulated."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check and check())
+
+
+def make_grad_scaler(device: torch.device | str, autocast_dtype: torch.dtype | None = None):
+    """A `torch.amp.GradScaler` that is enabled only where it does something: float16."""
+    device = torch.device(device)
+    if autocast_dtype is None:
+        autocast_dtype = default_autocast_dtype(device)
+    return torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
+
+
+def _autocast(device_type: str, dtype: torch.dtype | None):
+    return torch.autocast(device_type=device_type, dtype=dtype, enabled=dtype is not None)
+
+
+def train_step(
+    A: torch.Tensor,
+    B: torch.Tensor,
+    disc_A: nn.Module,
+    disc_B: nn.Module,
+    gen_A: nn.Module,
+    gen_B: nn.Module,
+    opt_disc: torch.optim.Optimizer,
+    opt_gen: torch.optim.Optimizer,
+    l1: nn.Module,
+    mse: nn.Module,
+    d_scaler,
+    g_scaler,
+    *,
+    autocast_dtype: torch.dtype | None = None,
+    lambda_cycle: float = 10.0,
+    lambda_identity: float = 0.0,
+    pool_A: ImageQuery | None = None,
+    pool_B: ImageQuery | None = None,
+) -> dict[str, torch.Tensor]:
+    """One iteration of listing 6.6: the discriminators' step, then the generators' step.
+
+    The chapter's loop body, shared by `train_epoch`, `utils.train` and the benchmarks.
+    Returns detached loss tensors (no host sync here, so CUDA keeps running ahead) and the
+    batch's translations for `test()`.
+
+    Options beyond the chapter (all off by default): an identity loss
+    (`lambda_identity`, the paper uses 0.5 x `lambda_cycle`) and image history pools
+    that show the discriminators older fakes.
+    """
+    device_type = A.device.type
+
+    # 1. Discriminators: real -> 1, fake -> 0 (least squares on the sigmoid output).
+    with _autocast(device_type, autocast_dtype):
+        fake_A = gen_A(B)
+        fake_B = gen_B(A)
+        seen_A = pool_A.query(fake_A.detach()) if pool_A is not None else fake_A.detach()
+        seen_B = pool_B.query(fake_B.detach()) if pool_B is not None else fake_B.detach()
+        D_A_real = disc_A(A)
+        D_A_fake = disc_A(seen_A)
+        D_A_loss = mse(D_A_real, torch.ones_like(D_A_real)) + mse(D_A_fake, torch.zeros_like(D_A_fake))
+        D_B_real = disc_B(B)
+        D_B_fake = disc_B(seen_B)
+        D_B_loss = mse(D_B_real, torch.ones_like(D_B_real)) + mse(D_B_fake, torch.zeros_like(D_B_fake))
+        D_loss = (D_A_loss + D_B_loss) / 2
+
+    opt_disc.zero_grad(set_to_none=True)
+    d_scaler.scale(D_loss).backward()
+    d_scaler.step(opt_disc)
+    d_scaler.update()
+
+    # 2. Generators: fool the discriminators and survive the round trip. The
+    # discriminators' weights get no gradient here: the chapter computed one and threw
+    # it away at the next zero_grad, so skipping it changes nothing but the time.
+    frozen = [p for p in (*disc_A.parameters(), *disc_B.parameters()) if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with _autocast(device_type, autocast_dtype):
+            D_A_fake = disc_A(fake_A)
+            D_B_fake = disc_B(fake_B)
+            loss_G_A = mse(D_A_fake, torch.ones_like(D_A_fake))
+            loss_G_B = mse(D_B_fake, torch.ones_like(D_B_fake))
+            cycle_B = gen_B(fake_A)
+            cycle_A = gen_A(fake_B)
+            cycle_B_loss = l1(B, cycle_B)
+            cycle_A_loss = l1(A, cycle_A)
+            G_loss = loss_G_A + loss_G_B + lambda_cycle * (cycle_A_loss + cycle_B_loss)
+            identity_loss = torch.zeros((), device=A.device)
+            if lambda_identity > 0:
+                identity_loss = l1(A, gen_A(A)) + l1(B, gen_B(B))
+                G_loss = G_loss + lambda_identity * identity_loss
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+    opt_gen.zero_grad(set_to_none=True)
+    g_scaler.scale(G_loss).backward()
+    g_scaler.step(opt_gen)
+    g_scaler.update()
+
+    return {
+        "D_loss": D_loss.detach().float(),
+        "G_loss": G_loss.detach().float(),
+        "cycle_loss": (cycle_A_loss + cycle_B_loss).detach().float(),
+        "identity_loss": identity_loss.detach().float(),
+        "fake_A": fake_A.detach(),
+        "fake_B": fake_B.detach(),
+    }
+
+
+LOSS_KEYS = ("D_loss", "G_loss", "cycle_loss", "identity_loss")
+
+
+def train_epoch(disc_A, disc_B, gen_A, gen_B, loader, opt_disc, opt_gen, l1, mse,
+                d_scaler, g_scaler, device, *, sample_dir: PathLike | None = None,
+                sample_every: int = 100, autocast_dtype: Any = "auto",
+                max_batches: int | None = None, progress: bool = True,
+                **step_options) -> dict[str, float]:
+    """Listing 6.7: one pass over `loader`, returning the epoch's mean losses.
+
+    As in the chapter, `test(i, ...)` saves samples every `sample_every` batches (into
+    `files/` or `sample_dir`) and a tqdm bar shows `D_loss` and `G_loss`. Extra keyword
+    arguments (`lambda_identity`, `pool_A`, ...) go to `train_step`.
+    """
+    device = torch.device(device)
+    if autocast_dtype == "auto":
+        autocast_dtype = default_autocast_dtype(device)
+    for net in (disc_A, disc_B, gen_A, gen_B):
+        net.train()
+    total = len(loader) if max_batches is None else min(max_batches, len(loader))
+    sums = {key: torch.zeros((), device=device) for key in LOSS_KEYS}
+    count = 0
+    loop = tqdm(loader, total=total, leave=True, disable=not progress)
+    for idx, (A, B) in enumerate(loop):
+        if count == total:
+            break
+        A = A.to(device, non_blocking=True)
+        B = B.to(device, non_blocking=True)
+        out = train_step(A, B, disc_A, disc_B, gen_A, gen_B, opt_disc, opt_gen, l1, mse,
+                         d_scaler, g_scaler, autocast_dtype=autocast_dtype, **step_options)
+        for key in LOSS_KEYS:
+            sums[key] += out[key]
+        count += 1
+        if idx % sample_every == 0:
+            test(idx, A, B, out["fake_A"], out["fake_B"], out_dir=sample_dir)
+        if idx % 10 == 0 or count == total:  # reading a loss syncs the GPU: not every batch
+            loop.set_postfix(D_loss=out["D_loss"].item(), G_loss=out["G_loss"].item())
+    loop.close()
+    if count == 0:
+        raise ValueError("The loader yielded no batches: is the data set empty?")
+    return {key: (value / count).item() for key, value in sums.items()}
