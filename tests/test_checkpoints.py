@@ -1,0 +1,69 @@
+"""Atomic saves and safe loads of weights files."""
+
+from __future__ import annotations
+
+import pickle
+from unittest import mock
+
+import pytest
+import torch
+
+from utils import checkpoints as ck
+from utils.ch06util import Generator
+
+
+def test_load_generator_round_trips_a_state_dict(tmp_path):
+    gen = Generator(3, num_features=8, num_residuals=1)
+    ck.atomic_save(gen.state_dict(), tmp_path / "gen_black.pth")
+    loaded = ck.load_generator(tmp_path / "gen_black.pth", num_features=8, num_residuals=1)
+    assert not loaded.training
+    for (k, v), (k2, v2) in zip(gen.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(v, v2)
+
+
+def test_wrong_size_says_which_keys_and_shapes(tmp_path):
+    ck.atomic_save(Generator(3, num_features=8, num_residuals=1).state_dict(), tmp_path / "g.pth")
+    with pytest.raises(ck.CheckpointError, match=r"does not fit Generator.*missing keys.*wrong shapes"):
+        ck.load_generator(tmp_path / "g.pth", num_features=16, num_residuals=2)
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "g.pth"
+    ck.atomic_save(Generator(3, 8, 1).state_dict(), path)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ck.CheckpointError, match=r"Cannot read .*g\.pth.*damaged"):
+        ck.safe_load(path)
+
+
+def test_missing_file_says_how_to_get_one(tmp_path):
+    with pytest.raises(ck.CheckpointError, match=r"No weights file .*Train first"):
+        ck.safe_load(tmp_path / "nothing.pth")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickled_code_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"x": _Exploit()}, handle)
+    with pytest.raises(ck.CheckpointError):
+        ck.safe_load(path)
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_a_crash_mid_save_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    ck.atomic_save({"step": torch.tensor(1)}, path)
+    with mock.patch("torch.save", side_effect=KeyboardInterrupt), pytest.raises(KeyboardInterrupt):
+        ck.atomic_save({"step": torch.tensor(2)}, path)
+    assert ck.safe_load(path)["step"].item() == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left over
+
+
+def test_not_a_state_dict(tmp_path):
+    ck.atomic_save([torch.zeros(1)], tmp_path / "list.pth")
+    with pytest.raises(ck.CheckpointError, match="holds a list, not a state_dict"):
+        ck.load_generator(tmp_path / "list.pth")

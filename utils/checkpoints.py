@@ -1,0 +1,97 @@
+"""Saving and loading weights safely: atomic writes, `weights_only` loads, clear errors.
+
+A reader's runtime can die mid-save (Colab disconnects, laptops sleep) and readers load
+files they downloaded. So every save goes to a temporary file that is renamed into place
+only once complete, and every load uses `weights_only=True`, which never runs pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from utils.ch06util import Generator
+
+PathLike = str | os.PathLike
+
+
+class CheckpointError(RuntimeError):
+    """A weights file that cannot be used, with the reason and what to do about it."""
+
+
+def atomic_save(obj: Any, path: PathLike) -> Path:
+    """`torch.save` to a temporary file beside `path`, then rename it over `path`.
+
+    The rename is atomic on POSIX and Windows (`os.replace`), so `path` always holds
+    either the old complete file or the new complete file, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def safe_load(path: PathLike, map_location: Any = "cpu") -> Any:
+    """`torch.load(..., weights_only=True)` with errors that say what went wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"No weights file at {path}. Train first (notebook 03 or `python -m utils.train`) "
+            "or put the chapter's published file there."
+        )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        raise CheckpointError(
+            f"Cannot read {path} as PyTorch weights ({type(error).__name__}: {error}). The file "
+            "is damaged (an interrupted download or save?) or holds more than tensors and plain "
+            "values; download or train it again."
+        ) from error
+
+
+def load_state_dict_checked(model: nn.Module, state: dict, source: PathLike) -> nn.Module:
+    """`load_state_dict(strict=True)`, turning key and shape mismatches into one clear message."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source} holds a {type(state).__name__}, not a state_dict.")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in own.keys() & state.keys()
+             if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        details = []
+        if missing:
+            details.append(f"missing keys {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            details.append(f"unexpected keys {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
+        if wrong:
+            details.append(f"wrong shapes {wrong[:3]}{' ...' if len(wrong) > 3 else ''}")
+        raise CheckpointError(
+            f"{source} does not fit {model.__class__.__name__}: {'; '.join(details)}. Was it "
+            "saved from a model of another size (num_features / num_residuals) or another class?"
+        )
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def load_generator(path: PathLike, device: Any = "cpu", num_features: int = 64,
+                   num_residuals: int = 9) -> Generator:
+    """A `Generator` in eval mode with the weights of `path` (e.g. `files/gen_black.pth`)."""
+    gen = Generator(img_channels=3, num_features=num_features, num_residuals=num_residuals)
+    load_state_dict_checked(gen, safe_load(path, map_location="cpu"), path)
+    return gen.to(device).eval()
