@@ -67,3 +67,34 @@ def test_not_a_state_dict(tmp_path):
     ck.atomic_save([torch.zeros(1)], tmp_path / "list.pth")
     with pytest.raises(ck.CheckpointError, match="holds a list, not a state_dict"):
         ck.load_generator(tmp_path / "list.pth")
+
+
+def test_fetch_published_generators_from_a_folder_url(tmp_path):
+    source = tmp_path / "published"
+    for name in ck.PUBLISHED_FILES:
+        ck.atomic_save(Generator(3).state_dict(), source / name)
+    written = ck.fetch_published_generators(source.as_uri(), tmp_path / "files")
+    assert [p.name for p in written] == list(ck.PUBLISHED_FILES)
+    ck.load_generator(written[0])
+
+
+def test_fetch_published_generators_dead_link_leaves_nothing(tmp_path):
+    with pytest.raises(ck.CheckpointError, match="Offline, or the link is dead"):
+        ck.fetch_published_generators((tmp_path / "missing").as_uri(), tmp_path / "files")
+    assert list((tmp_path / "files").iterdir()) == []
+
+
+def test_fetch_published_generators_rejects_a_wrong_file(tmp_path):
+    source = tmp_path / "published"
+    source.mkdir()
+    for name in ck.PUBLISHED_FILES:
+        (source / name).write_text("<html>Not found</html>")
+    with pytest.raises(ck.CheckpointError, match="Cannot read"):
+        ck.fetch_published_generators(source.as_uri(), tmp_path / "files")
+    assert list((tmp_path / "files").iterdir()) == []
+
+
+def test_fetch_published_generators_needs_an_address(tmp_path, monkeypatch):
+    monkeypatch.delenv(ck.WEIGHTS_URL_ENV, raising=False)
+    with pytest.raises(ck.CheckpointError, match="No address for the published weights"):
+        ck.fetch_published_generators(None, tmp_path)

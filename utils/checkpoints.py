@@ -95,3 +95,48 @@ def load_generator(path: PathLike, device: Any = "cpu", num_features: int = 64,
     gen = Generator(img_channels=3, num_features=num_features, num_residuals=num_residuals)
     load_state_dict_checked(gen, safe_load(path, map_location="cpu"), path)
     return gen.to(device).eval()
+
+
+# extra code – the chapter's published weights, as an alternative to training
+PUBLISHED_FILES = ("gen_black.pth", "gen_blond.pth")
+WEIGHTS_URL_ENV = "CH06_WEIGHTS_URL"
+
+
+def fetch_published_generators(base_url: str | None, dest: PathLike, timeout: float = 30.0
+                               ) -> list[Path]:
+    """Download `gen_black.pth` and `gen_blond.pth` from `base_url` (or `$CH06_WEIGHTS_URL`).
+
+    Each file is checked to load into `Generator(3)` before it replaces anything in
+    `dest`, so a dead link, an HTML error page or a cut connection leaves `dest` as it was.
+    """
+    import urllib.error
+    import urllib.request
+
+    base_url = base_url or os.environ.get(WEIGHTS_URL_ENV)
+    dest = Path(dest)
+    if not base_url:
+        raise CheckpointError(
+            "No address for the published weights. Download gen_black.pth and gen_blond.pth from "
+            f"the book's resources into {dest}, or set {WEIGHTS_URL_ENV} to the folder URL "
+            "that holds them."
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in PUBLISHED_FILES:
+        url = base_url.rstrip("/") + "/" + name
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".download", dir=dest)
+        try:
+            with os.fdopen(fd, "wb") as handle, urllib.request.urlopen(url, timeout=timeout) as resp:
+                while chunk := resp.read(1 << 20):
+                    handle.write(chunk)
+            load_state_dict_checked(Generator(3), safe_load(tmp), url)
+            os.replace(tmp, dest / name)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise CheckpointError(
+                f"Could not download {url} ({error}). Offline, or the link is dead: download the "
+                f"file by hand into {dest}, or train your own (notebook 03)."
+            ) from error
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        written.append(dest / name)
+    return written

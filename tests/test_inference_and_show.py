@@ -1,0 +1,86 @@
+"""Running generators on files, and the figures the notebooks show."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from tests.conftest import write_images  # noqa: E402
+from utils import inference, show  # noqa: E402
+from utils.ch06util import Generator  # noqa: E402
+
+
+class Negate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return -x + 0 * self.dummy
+
+
+def test_load_image_resizes_and_normalises(tmp_path):
+    (path,) = write_images(tmp_path, 1, size=(30, 40))
+    x = inference.load_image(path, 16)
+    assert x.shape == (1, 3, 16, 16) and -1 <= x.min() and x.max() <= 1
+
+
+def test_load_batch_takes_sorted_files_from_offset(tmp_path):
+    write_images(tmp_path, 5)
+    batch = inference.load_batch(tmp_path, 2, 8, offset=3)
+    assert batch.shape == (2, 3, 8, 8)
+    assert torch.equal(batch[0], inference.load_image(tmp_path / "000004.png", 8)[0])
+
+
+def test_translate_builds_no_graph_and_keeps_the_training_mode():
+    gen = Generator(3, 8, 1).train()
+    out = inference.translate(gen, torch.randn(5, 3, 16, 16), batch_size=2)
+    assert out.shape == (5, 3, 16, 16) and not out.requires_grad
+    assert gen.training
+
+
+def test_round_trip_of_an_involution_returns_the_input():
+    x = torch.rand(3, 3, 8, 8) * 2 - 1
+    there, back = inference.round_trip(Negate(), Negate(), x)
+    assert torch.equal(there, -x) and torch.equal(back, x)
+
+
+def test_save_round_trips_writes_listing_6_8_names(tmp_path):
+    x = torch.zeros(2, 3, 8, 8)
+    written = inference.save_round_trips([("black0", x), ("fakeblond0", x)], tmp_path)
+    assert [p.name for p in written] == ["black0.png", "fakeblond0.png"]
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_show_rows_draws_one_row_per_batch(tmp_path):
+    rows = [torch.zeros(4, 3, 8, 8), torch.ones(4, 3, 8, 8)]
+    fig = show.show_rows(rows, ["original", "translated"], save_to=tmp_path / "grid.png")
+    assert len(fig.axes) == 8
+    assert fig.axes[4].get_ylabel() == "translated"
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    assert show.to_picture(rows[1][0]).min() == 1.0
+
+
+def test_plot_history_skips_losses_that_stayed_zero():
+    history = pd.DataFrame({"iteration": range(10), "D_loss": 1.0, "G_loss": 2.0,
+                            "cycle_loss": 0.5, "identity_loss": 0.0})
+    ax = show.plot_history(history, window=3)
+    assert [line.get_label() for line in ax.get_lines()] == ["D_loss", "G_loss", "cycle_loss"]
+
+
+def test_show_domains_one_row_per_folder(tmp_path):
+    write_images(tmp_path / "black", 3)
+    write_images(tmp_path / "blond", 3)
+    fig = show.show_domains({"black": tmp_path / "black", "blond": tmp_path / "blond"}, 3, 16)
+    assert [fig.axes[i].get_ylabel() for i in (0, 3)] == ["black", "blond"]
+
+
+def test_browse_runs_outside_a_front_end():
+    img = torch.zeros(3, 8, 8)
+    show.browse([("first", [img, img, img], ["a", "b", "c"]),
+                 ("second", [img, img, img], ["a", "b", "c"])])

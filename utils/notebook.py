@@ -1,0 +1,78 @@
+"""What every notebook's first cell needs: versions, device, fast mode, run sizes.
+
+The notebooks stay short by asking this module for their set-up and sizes, so one switch
+(`CH06_FAST=1`) makes all five run in seconds on fixture data, and the default picks
+sizes that fit the data and the hardware at hand.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.paths import REPO_ROOT, files_dir
+from utils.runtime import describe, fast_mode, pick_device
+
+
+@dataclass(frozen=True)
+class RunSizes:
+    """How big a notebook's run is: data, images, models, training budget."""
+
+    synthetic_count: int  # built-in faces generated when no real data is present
+    test_count: int  # held-out faces per domain
+    image_size: int
+    num_features: int  # generator width (the chapter: 64)
+    num_residuals: int  # residual blocks (the chapter: 9)
+    disc_features: tuple[int, ...]  # discriminator widths (the chapter: 64, 128, 256, 512)
+    iterations: int  # training budget in pairs seen
+    minutes: float | None = None  # optional wall-clock budget
+    options: dict = field(default_factory=dict)  # extra TrainConfig fields (lr, identity, ...)
+
+
+# The chapter's own sizes: what a reader with CelebA and a GPU runs.
+CHAPTER = RunSizes(synthetic_count=0, test_count=64, image_size=256, num_features=64,
+                   num_residuals=9, disc_features=(64, 128, 256, 512), iterations=48_472)
+
+# Seconds on a laptop CPU: what CI runs every notebook with.
+FAST = RunSizes(synthetic_count=24, test_count=4, image_size=32, num_features=8, num_residuals=1,
+                disc_features=(8, 16, 32, 64), iterations=6)
+
+# The built-in faces on a CPU: small enough to learn in minutes (see `utils/demo.py`).
+BUILTIN = RunSizes(synthetic_count=2000, test_count=64, image_size=64, num_features=32,
+                   num_residuals=4, disc_features=(32, 64, 128, 256), iterations=3000,
+                   minutes=15, options={"preset": "paper"})
+
+
+def run_sizes(real_data: bool, device: torch.device) -> RunSizes:
+    """Fast mode wins; real data on a GPU gets the chapter's sizes; else the built-in sizes."""
+    if fast_mode():
+        return FAST
+    if real_data:
+        return CHAPTER if device.type == "cuda" else replace(CHAPTER, image_size=128, iterations=2000)
+    return BUILTIN
+
+
+@dataclass(frozen=True)
+class Session:
+    device: torch.device
+    fast: bool
+    files: Path
+    root: Path
+
+
+def start(seed: int = 0) -> Session:
+    """Print what runs where, seed everything, and return the session facts."""
+    device = pick_device()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    session = Session(device=device, fast=fast_mode(), files=files_dir(), root=REPO_ROOT)
+    print(describe(device))
+    print(f"Repository: {session.root}\nData and checkpoints: {session.files}")
+    if session.fast:
+        print("Fast mode (CH06_FAST=1): tiny built-in data, tiny models, a few iterations.")
+    return session

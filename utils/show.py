@@ -1,0 +1,102 @@
+"""What the notebooks display inline: image grids, domain samples, loss curves, a browser."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+PathLike = str | os.PathLike
+
+
+def to_picture(image: torch.Tensor) -> np.ndarray:
+    """A (3, H, W) tensor in [-1, 1] as an (H, W, 3) array in [0, 1] for `imshow`."""
+    return (image.detach().float().cpu() * 0.5 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def show_rows(rows: Sequence[torch.Tensor], titles: Sequence[str], columns: int | None = None,
+              size: float = 1.6, save_to: PathLike | None = None) -> plt.Figure:
+    """One row of images per batch (e.g. original / translated / back again), titled on the left."""
+    columns = columns or min(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(size * columns, size * len(rows)),
+                             squeeze=False)
+    for r, (batch, title) in enumerate(zip(rows, titles, strict=True)):
+        for c in range(columns):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(batch):
+                ax.imshow(to_picture(batch[c]))
+        axes[r][0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=10)
+    fig.tight_layout()
+    if save_to is not None:
+        Path(save_to).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save_to, dpi=100, bbox_inches="tight")
+    return fig
+
+
+def show_domains(folders: dict[str, PathLike], count: int = 8, image_size: int = 128) -> plt.Figure:
+    """The chapter's figure 6.3: a few faces of each domain, one row per domain."""
+    from utils.inference import load_batch
+
+    rows = [load_batch(folder, count, image_size) for folder in folders.values()]
+    return show_rows(rows, list(folders))
+
+
+def plot_history(history, ax: plt.Axes | None = None, window: int = 25,
+                 columns: Sequence[str] = ("D_loss", "G_loss", "cycle_loss", "identity_loss"),
+                 save_to: PathLike | None = None) -> plt.Axes:
+    """Loss curves against iterations, smoothed by a moving average (GAN losses are noisy)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    for column in columns:
+        if column in history and history[column].abs().sum() > 0:
+            smooth = history[column].rolling(window, min_periods=1).mean()
+            ax.plot(history["iteration"], smooth, label=column)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"loss (moving average of {window})")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if save_to is not None:
+        ax.figure.savefig(save_to, dpi=100, bbox_inches="tight")
+    return ax
+
+
+def browse(examples: Sequence[tuple[str, Sequence[torch.Tensor], Sequence[str]]]) -> None:
+    """Step through round trips with a slider; every example is also drawn below as a fallback.
+
+    Widgets need a live Jupyter front end (they show nothing on GitHub or in a static
+    export), so the static grids follow them.
+    """
+    from IPython.display import display
+
+    try:
+        import ipywidgets as widgets
+    except ImportError:  # pragma: no cover - ipywidgets is in requirements.txt
+        widgets = None
+    if widgets is not None:
+        output = widgets.Output()
+
+        def draw(index: int) -> None:
+            output.clear_output(wait=True)
+            with output:
+                title, images, labels = examples[index]
+                fig = show_rows([img.unsqueeze(0) for img in images], labels, size=2.2)
+                fig.suptitle(title)
+                plt.show()
+
+        slider = widgets.IntSlider(min=0, max=len(examples) - 1, description="example")
+        slider.observe(lambda change: draw(change["new"]), names="value")
+        draw(0)
+        display(widgets.VBox([slider, output]))
+    columns = [torch.stack(list(images)) for _, images, _ in examples]
+    fig = show_rows([torch.stack([c[k] for c in columns]) for k in range(len(columns[0]))],
+                    examples[0][2], size=1.6)
+    fig.suptitle("All examples (static view)")
+    plt.show()
