@@ -24,8 +24,10 @@ Design choices, each for a reason:
   gray in between / unsaturated, so that a split that leaves brown and gray out is visible.
 * The glasses layout uses 256x256 PNGs (the real ones are 1024x1024) for speed.
 
-Speed: about 330 faces/s (celeba) and 250 faces/s (glasses) on one core, each including the
-swapped render, the mask and the encoding -- `python benchmarks/synthetic_speed.py`.
+Speed (single-threaded), each face including the swapped render, the mask and encoding every
+file: 210-280 faces per CPU second for celeba (178x218) and 135-155 for glasses (256x256, two
+PNGs of 1.7x the pixels), measured with `python benchmarks/synthetic_speed.py --count 500` on
+a shared 2-core Xeon under load ~7 (a quiet core is faster).
 """
 
 from __future__ import annotations
@@ -868,6 +870,22 @@ def make_celeba(root: PathLike, count: int, seed: int = 0) -> Path:
     return root
 
 
+def glasses_train_table(params: Sequence[FaceParams], seed: int = 0) -> pd.DataFrame:
+    """train.csv for faces 1..len(params): `id, v1..v512, glasses` for the first 90% of ids.
+
+    v1..v512 stand in for the real latent vectors (deterministic, 3 decimals); the label is
+    the drawn truth, flipped for `GLASSES_LABEL_NOISE` of the faces like the real set's
+    wrong labels. Row k depends only on face k, not on how many faces are made.
+    """
+    labelled = max(1, int(round(len(params) * LABELLED_SHARE)))
+    draws = np.array([_face_rng(seed, "glasses", k, 1).random(513) for k in range(1, labelled + 1)])
+    table = pd.DataFrame(np.round(draws[:, :512] * 4 - 2, 3), columns=[f"v{i}" for i in range(1, 513)])
+    table.insert(0, "id", np.arange(1, labelled + 1))
+    truth = np.array([p.glasses for p in params[:labelled]], dtype=np.int8)
+    table["glasses"] = np.where(draws[:, 512] < GLASSES_LABEL_NOISE, 1 - truth, truth)
+    return table
+
+
 def make_glasses(root: PathLike, count: int, seed: int = 0) -> Path:
     """Write `count` synthetic faces in the Kaggle "Glasses or No Glasses" layout; return `root`.
 
@@ -892,17 +910,10 @@ def make_glasses(root: PathLike, count: int, seed: int = 0) -> Path:
     for folder in (images, swapped_dir, mask_dir):
         _remove_stale(folder, r"face-\d+\.png", keep)
 
-    ids = np.arange(1, count + 1)
+    glasses_train_table(params, seed).to_csv(root / "train.csv", index=False, float_format="%.3f")
     truth_labels = np.array([p.glasses for p in params], dtype=np.int8)
-    labelled = max(1, int(round(count * LABELLED_SHARE)))
-    extra = np.array([_face_rng(seed, "glasses", k, 1).random(513) for k in range(1, labelled + 1)])
-    latents = np.round(extra[:, :512] * 4 - 2, 3)  # stand-in for the real 512-d latent vectors
-    flipped = extra[:, 512] < GLASSES_LABEL_NOISE
-    table = pd.DataFrame(latents, columns=[f"v{i}" for i in range(1, 513)])
-    table.insert(0, "id", ids[:labelled])
-    table["glasses"] = np.where(flipped, 1 - truth_labels[:labelled], truth_labels[:labelled])
-    table.to_csv(root / "train.csv", index=False, float_format="%.3f")
-    pd.DataFrame({"id": ids, "glasses": truth_labels}).to_csv(truth / "faces.csv", index=False)
+    faces = pd.DataFrame({"id": np.arange(1, count + 1), "glasses": truth_labels})
+    faces.to_csv(truth / "faces.csv", index=False)
     _finalise(truth, "glasses", count, seed)
     return root
 
