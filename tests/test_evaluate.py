@@ -236,6 +236,14 @@ def test_fid_needs_a_local_weights_file(tmp_path):
         ev.load_inception(holds_code)
 
 
+def test_fid_without_torch_fidelity_says_how_to_install(tmp_path, monkeypatch):
+    weights = tmp_path / ev.INCEPTION_FILE
+    torch.save({"fc.weight": torch.zeros(2, 2)}, weights)
+    monkeypatch.setattr(ev, "has_torch_fidelity", lambda: False)
+    with pytest.raises(ImportError, match=r"pip install \"torch-fidelity>=0.3,<0.4\""):
+        ev.load_inception(weights)
+
+
 def test_cli_writes_json(tmp_path, capsys):
     size = (40, 48)  # not square, not the evaluation size: exercises the resizing
     test_A, truth = write_faces(tmp_path / "a", 3, BLACK, BLOND, size=size)

@@ -47,9 +47,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,11 @@ KINDS: dict[str, tuple[str, str, str]] = {
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+TORCH_FIDELITY_HELP = (
+    "FID/KID need the optional package torch-fidelity: pip install \"torch-fidelity>=0.3,<0.4\". "
+    "(Avoid 0.4.0: its wheel also installs a top-level `tests` package, which hides this "
+    "repository's tests/ folder and breaks `pytest tests`.)"
+)
 
 
 # ------------------------------------------------------------------ tensor helpers
@@ -122,9 +129,11 @@ def masked_ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
     """
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    # float64: in flat regions SSIM divides by variances near 0, where float32 rounding shows
+    # float64 (but Apple's MPS has none): in flat regions SSIM divides by variances near 0,
+    # where float32 rounding shows (identical images score 0.9999 instead of 1)
+    exact = torch.float32 if pred.device.type == "mps" else torch.float64
     _, ssim_map = structural_similarity_index_measure(
-        pred.double(), target.double(), data_range=1.0, reduction="none", return_full_image=True)
+        pred.to(exact), target.to(exact), data_range=1.0, reduction="none", return_full_image=True)
     weights = mask.to(ssim_map.dtype)
     per_pixel = ssim_map.mean(1, keepdim=True)
     total = weights.sum((1, 2, 3))
@@ -434,42 +443,60 @@ def inception_help(path: PathLike | None = None) -> str:
     )
 
 
+def has_torch_fidelity() -> bool:
+    """True when torch-fidelity (the Inception network torchmetrics' FID/KID use) is installed."""
+    return importlib.util.find_spec("torch_fidelity") is not None
+
+
 def load_inception(path: PathLike) -> nn.Module:
     """torchmetrics' Inception feature extractor (2048 features) with the weights in `path`.
 
-    torch-fidelity reads the file with `weights_only=False`, so the file is first read with
-    `weights_only=True` (`safe_load`): one that holds anything but tensors is refused before.
+    The file is read with `weights_only=True` first (`safe_load`), because some torch-fidelity
+    releases read it with `weights_only=False`: a file that holds anything but tensors is
+    refused before that. torch-fidelity is optional (not in requirements.txt): see
+    `TORCH_FIDELITY_HELP`.
     """
     from utils.checkpoints import safe_load
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(inception_help(path))
-    try:
-        from torchmetrics.image.fid import NoTrainInceptionV3
-    except ImportError as error:  # torchmetrics present but torch-fidelity missing
-        raise ImportError("FID/KID need `pip install torchmetrics torch-fidelity` "
-                          "(see requirements.txt).") from error
     safe_load(path)
+    if not has_torch_fidelity():
+        raise ImportError(TORCH_FIDELITY_HELP)
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
     return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                               feature_extractor_weights_path=str(path))
 
 
+class _Features(nn.Module):
+    """Hands precomputed Inception features through, so FID and KID share one Inception pass."""
+
+    num_features = 2048
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
 class _FidKid:
-    """FID and KID of one direction, sharing one Inception network (inputs in [-1, 1])."""
+    """FID and KID of one direction (images in [-1, 1]); each image goes through Inception once."""
 
     def __init__(self, inception: nn.Module, device: Any):
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.kid import KernelInceptionDistance
 
-        self.fid = FrechetInceptionDistance(feature=inception).to(device)
-        self.kid = KernelInceptionDistance(feature=inception, subset_size=2).to(device)
+        self.inception = inception.to(device)
+        self.fid = FrechetInceptionDistance(feature=_Features()).to(device)
+        with warnings.catch_warnings():  # "KID keeps all features in memory": 8 KB per image, fine
+            warnings.filterwarnings("ignore", message=".*save all extracted features.*")
+            self.kid = KernelInceptionDistance(feature=_Features(), subset_size=2).to(device)
         self.counts = {True: 0, False: 0}
 
     def update(self, images: torch.Tensor, real: bool) -> None:
-        as_bytes = (to_unit(images) * 255).round().to(torch.uint8)
-        self.fid.update(as_bytes, real=real)
-        self.kid.update(as_bytes, real=real)
+        features = self.inception((to_unit(images) * 255).round().to(torch.uint8))
+        self.fid.update(features, real=real)
+        self.kid.update(features, real=real)
         self.counts[real] += len(images)
 
     def compute(self) -> dict[str, float]:
