@@ -37,7 +37,8 @@ face was disturbed and how far the result is from the answer. (Extra code – no
   held-out target images (``real_target_score``, what a perfect translator would reach), its
   held-out accuracy on real images (``classifier_accuracy``: trust ``domain_score`` only when
   this is high), ``cycle_l1`` and ``count``; plus FID and KID (torchmetrics) when the reader
-  supplies the Inception weights file. Nothing is ever downloaded.
+  supplies the Inception weights file and has installed the optional torch-fidelity. Nothing
+  is ever downloaded.
 
 Command line: ``python -m utils.evaluate --gen-black files/gen_black.pth --gen-blond
 files/gen_blond.pth --test-a files/test/black --test-b files/test/blond [--truth DIR]``.
