@@ -21,6 +21,12 @@ def test_load_generator_round_trips_a_state_dict(tmp_path):
         assert k == k2 and torch.equal(v, v2)
 
 
+def test_load_generator_reads_width_and_depth_from_the_file(tmp_path):
+    ck.atomic_save(Generator(3, num_features=8, num_residuals=3).state_dict(), tmp_path / "g.pth")
+    gen = ck.load_generator(tmp_path / "g.pth")
+    assert gen.initial[0].out_channels == 8 and len(gen.res_blocks) == 3
+
+
 def test_wrong_size_says_which_keys_and_shapes(tmp_path):
     ck.atomic_save(Generator(3, num_features=8, num_residuals=1).state_dict(), tmp_path / "g.pth")
     with pytest.raises(ck.CheckpointError, match=r"does not fit Generator.*missing keys.*wrong shapes"):

@@ -89,11 +89,32 @@ def load_state_dict_checked(model: nn.Module, state: dict, source: PathLike) -> 
     return model
 
 
-def load_generator(path: PathLike, device: Any = "cpu", num_features: int = 64,
-                   num_residuals: int = 9) -> Generator:
-    """A `Generator` in eval mode with the weights of `path` (e.g. `files/gen_black.pth`)."""
+def generator_shape(state: dict) -> tuple[int, int]:
+    """(num_features, num_residuals) of a Generator state_dict, read off its keys and shapes."""
+    try:
+        num_features = int(state["initial.0.weight"].shape[0])
+    except (KeyError, AttributeError, IndexError, TypeError) as error:
+        raise CheckpointError("Not a Generator state_dict: it has no 'initial.0.weight'.") from error
+    blocks = {key.split(".")[1] for key in state if key.startswith("res_blocks.")}
+    return num_features, len(blocks)
+
+
+def load_generator(path: PathLike, device: Any = "cpu", num_features: int | None = None,
+                   num_residuals: int | None = None) -> Generator:
+    """A `Generator` in eval mode with the weights of `path` (e.g. `files/gen_black.pth`).
+
+    Width and depth are read from the file unless given, so the chapter's published
+    64-wide, 9-block weights and a small demo model load the same way.
+    """
+    state = safe_load(path, map_location="cpu")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state_dict.")
+    if num_features is None or num_residuals is None:
+        found = generator_shape(state)
+        num_features = num_features or found[0]
+        num_residuals = num_residuals if num_residuals is not None else found[1]
     gen = Generator(img_channels=3, num_features=num_features, num_residuals=num_residuals)
-    load_state_dict_checked(gen, safe_load(path, map_location="cpu"), path)
+    load_state_dict_checked(gen, state, path)
     return gen.to(device).eval()
 
 
