@@ -334,3 +334,11 @@ def test_grad_scalers_are_torch_amp_and_off_where_useless():
     assert not scaler.is_enabled()
     assert ch.make_grad_scaler("cpu", torch.float16).is_enabled()
     assert ch.default_autocast_dtype("cpu") in (None, torch.bfloat16)
+
+
+def test_loaddata_pairs_images_of_different_sizes(tmp_path):
+    write_images(tmp_path / "A", 2, size=(20, 24))
+    write_images(tmp_path / "B", 2, size=(40, 30))
+    data = ch.LoadData(tmp_path / "A", tmp_path / "B", transform=ch.make_transform(16))
+    A_img, B_img = data[1]
+    assert A_img.shape == B_img.shape == (3, 16, 16)

@@ -104,3 +104,16 @@ def test_fetch_published_generators_needs_an_address(tmp_path, monkeypatch):
     monkeypatch.delenv(ck.WEIGHTS_URL_ENV, raising=False)
     with pytest.raises(ck.CheckpointError, match="No address for the published weights"):
         ck.fetch_published_generators(None, tmp_path)
+
+
+def test_atomic_save_gives_the_file_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = ck.atomic_save({"x": torch.zeros(1)}, tmp_path / "g.pth")
+    finally:
+        os.umask(mask)
+    if os.name == "posix":
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644

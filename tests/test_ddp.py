@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import write_images
 
+from tests.conftest import write_images
 from utils.paths import REPO_ROOT
 from utils.train import HISTORY, ResumableSampler
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import write_images
 
+from tests.conftest import write_images
 from utils import train as tr
 from utils.ch06util import Generator, make_transform
 from utils.checkpoints import CheckpointError
@@ -355,5 +355,7 @@ def test_plot_history_draws_the_losses(data, tmp_path):
 
     matplotlib.use("Agg")
     history = run(data, tmp_path / "o", iterations=2, lambda_identity=1.0).history
-    ax = tr.plot_history(history, window=2)
+    from utils.show import plot_history
+
+    ax = plot_history(history, window=2)
     assert [line.get_label() for line in ax.get_lines()] == list(tr.LOSS_KEYS)

@@ -128,7 +128,8 @@ def make_transform(image_size: int = 256, flip: bool = True):
     if flip:
         steps.append(albu.HorizontalFlip(p=0.5))
     steps += [albu.Normalize(mean=[0.5] * 3, std=[0.5] * 3, max_pixel_value=255), ToTensorV2()]
-    return albu.Compose(steps, additional_targets={"image0": "image"})
+    # A and B may differ in size (two data sets, or a reader's photo): each is resized alone
+    return albu.Compose(steps, additional_targets={"image0": "image"}, is_check_shapes=False)
 
 
 # ------------------------------------------------------------------------ models (6.4)

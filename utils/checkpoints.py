@@ -24,6 +24,12 @@ class CheckpointError(RuntimeError):
     """A weights file that cannot be used, with the reason and what to do about it."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(obj: Any, path: PathLike) -> Path:
     """`torch.save` to a temporary file beside `path`, then rename it over `path`.
 
@@ -38,6 +44,7 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -60,8 +60,13 @@ def run_sizes(real_data: bool, device: torch.device) -> RunSizes:
 class Session:
     device: torch.device
     fast: bool
-    files: Path
+    files: Path  # where data and checkpoints go; a separate `fast/` folder in fast mode
     root: Path
+
+    def data_options(self) -> dict:
+        """`ensure_data` keywords: how many built-in faces to make, how many to hold out."""
+        sizes = FAST if self.fast else BUILTIN
+        return {"synthetic_count": sizes.synthetic_count, "test_count": sizes.test_count}
 
 
 def start(seed: int = 0) -> Session:
@@ -70,7 +75,9 @@ def start(seed: int = 0) -> Session:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    session = Session(device=device, fast=fast_mode(), files=files_dir(), root=REPO_ROOT)
+    fast = fast_mode()
+    files = files_dir() / "fast" if fast else files_dir()  # fast runs never mix with real ones
+    session = Session(device=device, fast=fast, files=files, root=REPO_ROOT)
     print(describe(device))
     print(f"Repository: {session.root}\nData and checkpoints: {session.files}")
     if session.fast:

@@ -59,8 +59,7 @@ def plot_history(history, ax: plt.Axes | None = None, window: int = 25,
         if column in history and history[column].abs().sum() > 0:
             smooth = history[column].rolling(window, min_periods=1).mean()
             ax.plot(history["iteration"], smooth, label=column)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(f"loss (moving average of {window})")
+    ax.set(xlabel="iteration", ylabel=f"loss (moving average of {window})", yscale="log")
     ax.legend()
     ax.grid(alpha=0.3)
     if save_to is not None:

@@ -794,24 +794,6 @@ def _restore(state, source, config, nets, opt_disc, opt_gen, d_scaler, g_scaler,
 
 
 # ----------------------------------------------------------------------------- plotting
-def plot_history(history: pd.DataFrame, ax=None, window: int = 50):
-    """Loss curves of `TrainResult.history` (or `pd.read_csv("history.csv")`), smoothed.
-
-    Per-iteration GAN losses are noisy; a rolling mean over `window` iterations shows the
-    trend. The identity loss is drawn only when it was switched on.
-    """
-    import matplotlib.pyplot as plt
-
-    ax = ax if ax is not None else plt.subplots(figsize=(8, 4))[1]
-    keys = [k for k in LOSS_KEYS if k != "identity_loss" or history[k].abs().sum() > 0]
-    smooth = history[keys].rolling(window, min_periods=1).mean()
-    for key in keys:
-        ax.plot(history["iteration"], smooth[key], label=key)
-    ax.set(xlabel="iteration", ylabel=f"loss (mean of {window})", yscale="log")
-    ax.legend()
-    return ax
-
-
 # ----------------------------------------------------------------------------------- CLI
 def _decay_arg(text: str) -> int | str:
     if text == "half":
