@@ -531,7 +531,8 @@ def _find_dataset_root(folder: Path, spec: DatasetSpec, depth: int = 3) -> Path 
         for candidate in level:
             if (candidate / spec.csv).is_file():
                 return candidate
-        level = [d for c in level for d in sorted(c.iterdir()) if d.is_dir()]
+        # scandir's is_dir() needs no stat per entry: cheap even beside 202,599 images
+        level = sorted(Path(e.path) for c in level for e in os.scandir(c) if e.is_dir())
     return None
 
 
