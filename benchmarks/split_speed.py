@@ -34,24 +34,23 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.prepare import CELEBA, read_celeba_attributes, select_celeba, split_celeba  # noqa: E402
+from utils.prepare import (  # noqa: E402
+    CELEBA,
+    CELEBA_ATTRIBUTES,
+    read_celeba_attributes,
+    select_celeba,
+    split_celeba,
+)
 
-ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
-    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
-    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
-    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
 RATES = {"Black_Hair": 0.24, "Blond_Hair": 0.15}
 
 
 def make_fake_celeba(root: Path, rows: int, seed: int = 0) -> None:
     """The Kaggle layout with random attributes and 1-byte image files."""
     rng = np.random.default_rng(seed)
-    rates = np.array([RATES.get(a, 0.3) for a in ATTRIBUTES])
-    values = np.where(rng.random((rows, len(ATTRIBUTES))) < rates, 1, -1).astype(np.int8)
-    frame = pd.DataFrame(values, columns=ATTRIBUTES)
+    rates = np.array([RATES.get(a, 0.3) for a in CELEBA_ATTRIBUTES])
+    values = np.where(rng.random((rows, len(CELEBA_ATTRIBUTES))) < rates, 1, -1).astype(np.int8)
+    frame = pd.DataFrame(values, columns=list(CELEBA_ATTRIBUTES))
     frame.insert(0, "image_id", [f"{k:06d}.jpg" for k in range(1, rows + 1)])
     frame.to_csv(root / CELEBA.csv, index=False)
     images = root / CELEBA.image_dir

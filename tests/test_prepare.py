@@ -20,6 +20,7 @@ import pytest
 import utils
 from utils import prepare
 from utils.prepare import (
+    CELEBA_ATTRIBUTES,
     CSVFormatError,
     DataLayoutError,
     DownloadError,
@@ -30,14 +31,6 @@ from utils.prepare import (
     split_celeba,
     split_glasses,
 )
-
-ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
-    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
-    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
-    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
 
 # known numbers of each kind of row: the rule must give black = 7 + 3, blond = 5
 ROWS = ["black"] * 7 + ["blond"] * 5 + ["both"] * 3 + ["neither"] * 4
@@ -52,7 +45,7 @@ def write_celeba(root: Path, kinds: list[str] = ROWS) -> dict[str, list[str]]:
     random.Random(0).shuffle(order)  # the kinds interleaved, as in the real CSV
     for k, kind in enumerate(order, start=1):
         name = f"{k:06d}.jpg"
-        row = dict.fromkeys(ATTRIBUTES, -1)
+        row = dict.fromkeys(CELEBA_ATTRIBUTES, -1)
         row["Black_Hair"] = 1 if kind in ("black", "both") else -1
         row["Blond_Hair"] = 1 if kind in ("blond", "both") else -1
         rows.append({"image_id": name, **row})
