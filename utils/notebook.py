@@ -38,7 +38,7 @@ CHAPTER = RunSizes(synthetic_count=0, test_count=64, image_size=256, num_feature
                    num_residuals=9, disc_features=(64, 128, 256, 512), iterations=48_472)
 
 # Seconds on a laptop CPU: what CI runs every notebook with.
-FAST = RunSizes(synthetic_count=24, test_count=4, image_size=32, num_features=8, num_residuals=1,
+FAST = RunSizes(synthetic_count=40, test_count=4, image_size=32, num_features=8, num_residuals=1,
                 disc_features=(8, 16, 32, 64), iterations=6)
 
 # The built-in faces on a CPU: small enough to learn in minutes (see `utils/demo.py`).
@@ -83,3 +83,41 @@ def start(seed: int = 0) -> Session:
     if session.fast:
         print("Fast mode (CH06_FAST=1): tiny built-in data, tiny models, a few iterations.")
     return session
+
+
+def train_config(sizes: RunSizes, domain_a: Path, domain_b: Path, out: Path, **overrides):
+    """A resumable `utils.train.TrainConfig` for these sizes: re-running a cell continues the run."""
+    from utils.train import TrainConfig
+
+    options = {**sizes.options, **overrides}
+    preset = options.pop("preset", "chapter")
+    return TrainConfig.from_preset(
+        preset, domain_a=[domain_a], domain_b=[domain_b], out=out, image_size=sizes.image_size,
+        iterations=sizes.iterations, minutes=sizes.minutes, num_features=sizes.num_features,
+        num_residuals=sizes.num_residuals, disc_features=sizes.disc_features, resume=True,
+        **options)
+
+
+def ensure_generators(session: Session, data, sizes: RunSizes):
+    """(gen_A, gen_B) from `files/gen_black.pth` and `gen_blond.pth`; trained first if missing."""
+    from utils.checkpoints import load_generator
+    from utils.train import GEN_BLACK, GEN_BLOND, train
+
+    paths = session.files / GEN_BLACK, session.files / GEN_BLOND
+    if not all(p.is_file() for p in paths):
+        print(f"No trained generators in {session.files}: training a pair now (notebook 03 does "
+              "the same with more explanation).")
+        train(train_config(sizes, data.domain_A, data.domain_B, session.files))
+    return tuple(load_generator(p, session.device) for p in paths)
+
+
+def evaluate_pair(gen_A, gen_B, data, sizes: RunSizes, device, kind: str = "hair") -> dict:
+    """Held-out scores: against the ground truth of the built-in faces, else by a classifier."""
+    from utils import evaluate
+
+    if data.truth is not None:
+        return evaluate.evaluate_with_truth(gen_A, gen_B, data.test_A, data.test_B, data.truth,
+                                            kind=kind, image_size=sizes.image_size, device=device)
+    return evaluate.evaluate_without_truth(gen_A, gen_B, data.test_A, data.test_B, kind=kind,
+                                           train_A=data.domain_A, train_B=data.domain_B,
+                                           image_size=sizes.image_size, device=device)

@@ -1,0 +1,119 @@
+# %% [markdown]
+# # 02 · The data pipeline and the four networks
+#
+# Chapter 6, **listings 6.2 to 6.5**: the transform, the `LoadData` data set and its
+# `DataLoader`, then two discriminators and two generators. Nothing is trained here; we look at
+# shapes and sizes so that notebook 03 holds no surprises.
+
+# %%
+# extra code – set-up: find the repository (on Colab, clone it first), print versions and device
+import subprocess, sys
+from pathlib import Path
+
+if "google.colab" in sys.modules and not Path("ch06-cyclegan").exists():
+    subprocess.run("git clone -q --depth 1 https://github.com/genai-pytorch/ch06-cyclegan"
+                   " && pip install -q albumentations kagglehub", shell=True, check=True)
+root = next(p for p in (Path.cwd(), *Path.cwd().parents, Path("ch06-cyclegan").resolve())
+            if (p / "utils" / "ch06util.py").is_file())
+sys.path.insert(0, str(root))
+from utils.notebook import start
+env = start()
+
+# %% [markdown]
+# The split from notebook 01 (made again here if it is missing: the call is cheap when it exists).
+
+# %%
+from utils import prepare
+from utils.notebook import run_sizes
+
+data = prepare.ensure_data("celeba", root=env.files, **env.data_options())
+sizes = run_sizes(data.real, env.device)
+device = env.device
+
+# %% [markdown]
+# ## Listing 6.2: the transform
+#
+# `albumentations` resizes, flips half of the images and maps pixels from [0, 255] to [-1, 1]
+# (the generator ends in `tanh`, whose outputs live there). `additional_targets` makes one call
+# transform a *pair* of images.
+
+# %%
+import albumentations as albu
+from albumentations.pytorch import ToTensorV2
+
+transforms = albu.Compose(
+    [albu.Resize(width=sizes.image_size, height=sizes.image_size),
+     albu.HorizontalFlip(p=0.5),
+     albu.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], max_pixel_value=255),
+     ToTensorV2()],
+    additional_targets={"image0": "image"})
+
+# %% [markdown]
+# ## Listing 6.3: `LoadData` and the `DataLoader`
+#
+# The two domains have different sizes; item `i` pairs the `i % len(A)`-th black-haired face with
+# the `i % len(B)`-th blond one. The pairs are arbitrary: that is what *unpaired* means.
+
+# %%
+from torch.utils.data import DataLoader
+from utils.ch06util import LoadData
+from utils.show import show_rows
+
+dataset = LoadData(root_A=[data.domain_A], root_B=[data.domain_B], transform=transforms)
+loader = DataLoader(dataset, batch_size=1, shuffle=True, pin_memory=device.type == "cuda")
+print(f"{dataset.A_len} black-haired and {dataset.B_len} blond faces: {len(dataset)} pairs per epoch")
+A, B = next(iter(loader))
+show_rows([A, B], ["A (black)", "B (blond)"], size=2.5);
+
+# %% [markdown]
+# ## Listing 6.4: two discriminators
+#
+# A PatchGAN discriminator does not say "real" or "fake" for the whole picture but for each
+# patch: for a 256×256 image it outputs a 30×30 map of probabilities.
+
+# %%
+import torch
+from utils.ch06util import Discriminator, Generator, weights_init
+
+disc_A = Discriminator().to(device)
+disc_B = Discriminator().to(device)
+weights_init(disc_A)
+weights_init(disc_B)
+
+# %%
+x = torch.randn(1, 3, sizes.image_size, sizes.image_size, device=device)
+print(f"Discriminator: {sum(p.numel() for p in disc_A.parameters()):,} parameters;",
+      f"a {tuple(x.shape)} image gives a {tuple(disc_A(x).shape)} map")
+
+# %% [markdown]
+# ## Listing 6.5: two generators
+#
+# Each generator encodes the image (two stride-2 convolutions), transforms it with 9 residual
+# blocks, and decodes it back to the input size.
+
+# %%
+gen_A = Generator(img_channels=3, num_residuals=9).to(device)
+gen_B = Generator(img_channels=3, num_residuals=9).to(device)
+weights_init(gen_A)
+weights_init(gen_B)
+with torch.no_grad():
+    print(f"Generator: {sum(p.numel() for p in gen_A.parameters()):,} parameters;",
+          f"{tuple(x.shape)} in, {tuple(gen_A(x).shape)} out")
+
+# %% [markdown]
+# ## What one residual block does
+#
+# A residual block returns `x + F(x)`: the skip path carries the input through unchanged and
+# the block only adds a correction. Even with random weights the output stays strongly
+# correlated with the input, which is why nine of them can be stacked without losing the face.
+
+# %%
+with torch.no_grad():
+    features = gen_A.down_blocks[1](gen_A.down_blocks[0](gen_A.initial(A.to(device))))
+    block = gen_A.res_blocks[0]
+    change = block.block(features)
+    out = block(features)
+corr = torch.corrcoef(torch.stack([features.flatten(), out.flatten()]))[0, 1].item()
+print(f"feature maps {tuple(features.shape)}; correlation(input, output) = {corr:.2f}")
+show_rows([features[0, :8, None].expand(-1, 3, -1, -1).tanh(), change[0, :8, None].expand(-1, 3, -1, -1).tanh(),
+           out[0, :8, None].expand(-1, 3, -1, -1).tanh()], ["x", "F(x)", "x + F(x)"], size=1.3);

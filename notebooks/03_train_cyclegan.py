@@ -1,0 +1,144 @@
+# %% [markdown]
+# # 03 · Train the CycleGAN
+#
+# Chapter 6, **listings 6.6 and 6.7**: the losses, the optimisers, automatic mixed precision, and
+# the training loop. The chapter trains one epoch of 48,472 pairs at 256×256: hours on a GPU,
+# about a day on a laptop CPU. This notebook first runs the chapter's own loop for a few batches
+# so you can see it work, then trains with `utils.train`, which keeps checkpoints (a disconnected
+# Colab session picks up where it stopped) and plots the losses as it goes.
+
+# %%
+# extra code – set-up: find the repository (on Colab, clone it first), print versions and device
+import subprocess, sys
+from pathlib import Path
+
+if "google.colab" in sys.modules and not Path("ch06-cyclegan").exists():
+    subprocess.run("git clone -q --depth 1 https://github.com/genai-pytorch/ch06-cyclegan"
+                   " && pip install -q albumentations kagglehub", shell=True, check=True)
+root = next(p for p in (Path.cwd(), *Path.cwd().parents, Path("ch06-cyclegan").resolve())
+            if (p / "utils" / "ch06util.py").is_file())
+sys.path.insert(0, str(root))
+from utils.notebook import start
+env = start()
+
+# %% [markdown]
+# The data (notebook 01) and the run's sizes: the chapter's on a GPU with CelebA, smaller ones on
+# a CPU or with the built-in faces (printed below).
+
+# %%
+from utils import prepare
+from utils.notebook import run_sizes
+
+data = prepare.ensure_data("celeba", root=env.files, **env.data_options())
+sizes = run_sizes(data.real, env.device)
+device = env.device
+sizes
+
+# %% [markdown]
+# ## Listing 6.6: networks, losses, optimisers and gradient scalers
+#
+# `gen_A` turns blond faces into black-haired ones (domain A) and `gen_B` the other way;
+# `disc_A` and `disc_B` judge each domain. The adversarial loss is the mean squared error on the
+# discriminators' outputs (least-squares GAN); the cycle-consistency loss is the L1 distance
+# between a face and its round trip. One Adam optimiser serves both discriminators, one both
+# generators.
+#
+# **Mixed precision.** The chapter uses `torch.cuda.amp`; `make_grad_scaler` builds the current
+# `torch.amp.GradScaler`, enabled only where it does something (float16 on older GPUs). On a GPU
+# with bfloat16 no scaling is needed, and on a CPU training stays in float32, which measured
+# faster there (see `benchmarks/README.md`).
+
+# %%
+import torch
+from torch import nn
+from utils.ch06util import Discriminator, Generator, make_grad_scaler, weights_init
+
+disc_A = weights_init(Discriminator(features=sizes.disc_features).to(device))
+disc_B = weights_init(Discriminator(features=sizes.disc_features).to(device))
+gen_A = weights_init(Generator(3, sizes.num_features, sizes.num_residuals).to(device))
+gen_B = weights_init(Generator(3, sizes.num_features, sizes.num_residuals).to(device))
+l1 = nn.L1Loss()
+mse = nn.MSELoss()
+lr = 0.00001
+opt_disc = torch.optim.Adam(list(disc_A.parameters()) + list(disc_B.parameters()), lr=lr, betas=(0.5, 0.999))
+opt_gen = torch.optim.Adam(list(gen_A.parameters()) + list(gen_B.parameters()), lr=lr, betas=(0.5, 0.999))
+d_scaler = make_grad_scaler(device)
+g_scaler = make_grad_scaler(device)
+
+# %% [markdown]
+# ## Listing 6.7: the chapter's training loop
+#
+# `train_epoch` trains the discriminators, then the generators, on each pair, and every 100
+# batches saves the current images with `test()`. A full epoch is long, so we run only a few
+# batches here (`max_batches=None` runs the whole epoch, exactly as the chapter does).
+
+# %%
+from torch.utils.data import DataLoader
+from utils.ch06util import LoadData, make_transform, train_epoch
+
+dataset = LoadData([data.domain_A], [data.domain_B], transform=make_transform(sizes.image_size))
+loader = DataLoader(dataset, batch_size=1, shuffle=True, pin_memory=device.type == "cuda")
+losses = train_epoch(disc_A, disc_B, gen_A, gen_B, loader, opt_disc, opt_gen, l1, mse,
+                     d_scaler, g_scaler, device, max_batches=3 if env.fast else 50,
+                     sample_dir=env.files / "chapter_samples")
+losses
+
+# %% [markdown]
+# ## A run that survives disconnects
+#
+# `utils.train` runs the same training step with what a long run needs: a checkpoint every few
+# minutes (run the cell again after a disconnect and it resumes where it stopped), a time or
+# iteration budget, a loss history and sample grids. On Colab, set `CH06_FILES` to a folder on
+# Google Drive before the set-up cell so the checkpoints outlive the session.
+#
+# With the built-in faces it uses the settings of `make demo` (smaller models, the CycleGAN
+# paper's learning rate and identity loss), which learn the translation on a CPU in minutes.
+
+# %%
+from utils.notebook import train_config
+from utils.train import train
+
+config = train_config(sizes, data.domain_A, data.domain_B, out=env.files)
+result = train(config)
+
+# %% [markdown]
+# ## The losses
+#
+# The discriminators' loss hovers around 0.25 when they cannot tell real from fake (each output
+# near 0.5); the cycle loss should fall steadily: the round trip is learned first.
+
+# %%
+from utils.show import plot_history
+
+plot_history(result.history);
+
+# %% [markdown]
+# ## Samples during training
+#
+# Each grid shows real A, its translation and its round trip, then the same for B.
+
+# %%
+from IPython.display import Image, display
+
+for sample in sorted((env.files / "samples").glob("*.png"))[-2:]:
+    print(sample.name)
+    display(Image(filename=sample))
+
+# %% [markdown]
+# ## Or: the chapter's published weights
+#
+# Instead of training, you can use the generators the chapter's author trained on CelebA (one
+# epoch at 256×256). Set `USE_PUBLISHED = True`: `gen_black.pth` and `gen_blond.pth` are then
+# downloaded into `files/` (from the address in `CH06_WEIGHTS_URL`) and checked before they
+# replace your own. Notebook 04 uses whichever pair is in `files/`.
+
+# %%
+from utils.checkpoints import CheckpointError, fetch_published_generators
+
+USE_PUBLISHED = False
+if USE_PUBLISHED:
+    try:
+        fetch_published_generators(None, env.files)
+    except CheckpointError as error:
+        print(error)
+print("Generators:", *sorted(p.name for p in env.files.glob("gen_*.pth")))

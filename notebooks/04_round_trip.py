@@ -1,0 +1,122 @@
+# %% [markdown]
+# # 04 · Round trips: black → blond → black, blond → black → blond
+#
+# Chapter 6, **listing 6.8**. A trained pair of generators should change the hair and nothing
+# else, and translating back should return the original face. This notebook shows both round
+# trips on training faces and on held-out faces the model never saw, measures them, and lets
+# you translate a photo of your own.
+
+# %%
+# extra code – set-up: find the repository (on Colab, clone it first), print versions and device
+import subprocess, sys
+from pathlib import Path
+
+if "google.colab" in sys.modules and not Path("ch06-cyclegan").exists():
+    subprocess.run("git clone -q --depth 1 https://github.com/genai-pytorch/ch06-cyclegan"
+                   " && pip install -q albumentations kagglehub", shell=True, check=True)
+root = next(p for p in (Path.cwd(), *Path.cwd().parents, Path("ch06-cyclegan").resolve())
+            if (p / "utils" / "ch06util.py").is_file())
+sys.path.insert(0, str(root))
+from utils.notebook import start
+env = start()
+
+# %% [markdown]
+# The data and the trained generators from notebook 03 (`files/gen_black.pth`,
+# `files/gen_blond.pth`). Without them, a short training run makes a pair first, so this
+# notebook also runs on its own.
+
+# %%
+from utils import prepare
+from utils.notebook import ensure_generators, run_sizes
+
+data = prepare.ensure_data("celeba", root=env.files, **env.data_options())
+sizes = run_sizes(data.real, env.device)
+gen_A, gen_B = ensure_generators(env, data, sizes)  # gen_A makes black hair, gen_B blond
+
+# %% [markdown]
+# ## Listing 6.8: black → blond → black
+#
+# Each column is one face: the original, its translation by `gen_B`, and `gen_A`'s translation
+# of that back. Inference runs under `torch.no_grad()` (the chapter's loop forgot it and kept
+# every activation in memory for a backward pass that never came).
+
+# %%
+from utils.inference import load_batch, round_trip
+from utils.show import show_rows
+
+black = load_batch(data.domain_A, 8, sizes.image_size)
+fake_blond, back_black = round_trip(gen_B, gen_A, black)
+show_rows([black, fake_blond, back_black], ["black", "→ blond", "→ black"]);
+
+# %% [markdown]
+# ## Blond → black → blond
+
+# %%
+blond = load_batch(data.domain_B, 8, sizes.image_size)
+fake_black, back_blond = round_trip(gen_A, gen_B, blond)
+show_rows([blond, fake_black, back_blond], ["blond", "→ black", "→ blond"]);
+
+# %% [markdown]
+# ## Faces the model never saw
+#
+# The same on the held-out faces in `files/test/`: a model that only memorised its training
+# faces would fail here.
+
+# %%
+test_black = load_batch(data.test_A, 8, sizes.image_size)
+test_blond = load_batch(data.test_B, 8, sizes.image_size)
+show_rows([test_black, *round_trip(gen_B, gen_A, test_black)], ["black", "→ blond", "→ black"])
+show_rows([test_blond, *round_trip(gen_A, gen_B, test_blond)], ["blond", "→ black", "→ blond"]);
+
+# %% [markdown]
+# The chapter saves each set of images to disk; so do we (`files/round_trip/`), with its names.
+
+# %%
+from utils.inference import save_round_trips
+
+save_round_trips([("black0", black), ("fakeblond0", fake_blond), ("fake2black0", back_black),
+                  ("blond0", blond), ("fakeblack0", fake_black), ("fake2blond0", back_blond)],
+                 env.files / "round_trip")
+
+# %% [markdown]
+# ## How good is it, in numbers?
+#
+# With the built-in faces we know the right answer for every face (the same face drawn with
+# the other hair colour), so we can count how often the hair got the target colour and how
+# much the rest of the picture changed (PSNR outside the hair: higher is better, 22 dB and up
+# looks clean). With real CelebA there is no right answer: a small classifier trained on your
+# real black and blond faces judges the translations instead.
+
+# %%
+from utils.evaluate import format_table
+from utils.notebook import evaluate_pair
+
+metrics = evaluate_pair(gen_A, gen_B, data, sizes, env.device)
+print(format_table(metrics))
+
+# %% [markdown]
+# ## Your own photo
+#
+# Put the path of a face photo in `MY_IMAGE` (a roughly centred face, like CelebA's crops).
+# Left as `None`, a held-out face stands in.
+
+# %%
+from utils.inference import load_image
+
+MY_IMAGE = None  # e.g. "my_photo.jpg"
+mine = load_image(MY_IMAGE, sizes.image_size) if MY_IMAGE else test_black[:1]
+show_rows([mine, *round_trip(gen_B, gen_A, mine), *round_trip(gen_A, gen_B, mine)[:1]],
+          ["yours", "→ blond", "→ back", "→ black"], size=2.5);
+
+# %% [markdown]
+# ## Browse the held-out faces
+#
+# Move the slider to step through the held-out round trips (the slider needs a live Jupyter;
+# the static grid below it shows them all).
+
+# %%
+from utils.show import browse
+
+there, back = round_trip(gen_B, gen_A, test_black)
+browse([(f"held-out face {k}", [test_black[k], there[k], back[k]], ["black", "→ blond", "→ black"])
+        for k in range(len(test_black))])

@@ -1,0 +1,108 @@
+# %% [markdown]
+# # 05 · Exercises 6.1 and 6.2
+#
+# Each exercise is restated first, followed by an empty cell for your attempt. The worked
+# solution comes after it, marked **Solution**: try first, then compare.
+
+# %%
+# extra code – set-up: find the repository (on Colab, clone it first), print versions and device
+import subprocess, sys
+from pathlib import Path
+
+if "google.colab" in sys.modules and not Path("ch06-cyclegan").exists():
+    subprocess.run("git clone -q --depth 1 https://github.com/genai-pytorch/ch06-cyclegan"
+                   " && pip install -q albumentations kagglehub", shell=True, check=True)
+root = next(p for p in (Path.cwd(), *Path.cwd().parents, Path("ch06-cyclegan").resolve())
+            if (p / "utils" / "ch06util.py").is_file())
+sys.path.insert(0, str(root))
+from utils.notebook import start
+env = start()
+
+# %%
+from utils import prepare
+from utils.notebook import run_sizes, train_config
+from utils.show import show_rows
+
+data = prepare.ensure_data("celeba", root=env.files, **env.data_options())
+sizes = run_sizes(data.real, env.device)
+
+# %% [markdown]
+# ## Exercise 6.1
+#
+# > Make domain A the **blond** faces and domain B the **black-haired** ones (swap the two roots
+# > of `LoadData`), train the model again, and look at the round trips. What changes?
+
+# %%
+# Your attempt here.
+
+# %% [markdown]
+# ### Solution 6.1
+#
+# Only the roots swap: `domain_a` gets the blond folder, `domain_b` the black one. The
+# generator that *makes* domain A now paints blond hair, so the saved `gen_black.pth` of this
+# run actually holds the blond-maker: names follow the domains, not the colours. The
+# translations themselves should look like those of notebook 04, since CycleGAN is symmetric.
+
+# %%
+from utils.train import train
+
+swapped = train(train_config(sizes, data.domain_B, data.domain_A, env.files / "exercise_6_1"))
+makes_blond, makes_black = swapped.gen_A, swapped.gen_B
+
+# %% [markdown]
+# Black → blond with the swapped run: now `gen_A` does it.
+
+# %%
+from utils.inference import load_batch, round_trip
+
+black = load_batch(data.test_A, 8, sizes.image_size)
+show_rows([black, *round_trip(makes_blond, makes_black, black)], ["black", "→ blond", "→ black"]);
+
+# %% [markdown]
+# ## Exercise 6.2
+#
+# > Train the same model on the glasses data of chapter 5: domain A the faces **with** glasses
+# > (`files/glasses/G/`), domain B those **without** (`files/glasses/NoG/`). Then add glasses to
+# > faces without them and remove them from faces with them.
+#
+# About 10% of the glasses labels in `train.csv` are wrong; the chapter suggests fixing them by
+# hand. `prepare.split_glasses(..., corrections=FILE)` takes a file of the ids whose label you
+# flipped.
+
+# %%
+# Your attempt here.
+
+# %% [markdown]
+# ### Solution 6.2
+#
+# The glasses data (or, without the Kaggle download, the built-in faces with and without
+# glasses), split into `G/` and `NoG/`:
+
+# %%
+glasses = prepare.ensure_data("glasses", root=env.files, **env.data_options())
+glasses
+
+# %% [markdown]
+# The same training as for hair, on the new folders: nothing in the model knows about hair.
+
+# %%
+run = train(train_config(sizes, glasses.domain_A, glasses.domain_B, env.files / "glasses"))
+add_glasses, remove_glasses = run.gen_A, run.gen_B  # gen_A makes domain A: faces with glasses
+
+# %% [markdown]
+# Removing glasses (top rows) and adding them (bottom rows), on held-out faces.
+
+# %%
+with_g = load_batch(glasses.test_A, 8, sizes.image_size)
+without_g = load_batch(glasses.test_B, 8, sizes.image_size)
+show_rows([with_g, *round_trip(remove_glasses, add_glasses, with_g)], ["glasses", "removed", "back"])
+show_rows([without_g, *round_trip(add_glasses, remove_glasses, without_g)], ["none", "added", "back"]);
+
+# %% [markdown]
+# With the built-in faces the right answer is known, so the frames can be scored like the hair.
+
+# %%
+from utils.evaluate import format_table
+from utils.notebook import evaluate_pair
+
+print(format_table(evaluate_pair(add_glasses, remove_glasses, glasses, sizes, env.device, kind="glasses")))
