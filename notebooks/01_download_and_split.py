@@ -56,7 +56,6 @@ if DOWNLOAD:
 
 # %%
 data = prepare.ensure_data("celeba", root=env.files, **env.data_options())
-data
 
 # %% [markdown]
 # ## Figure 6.3: what the two domains look like

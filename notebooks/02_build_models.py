@@ -78,7 +78,7 @@ from utils.ch06util import Discriminator, Generator, weights_init
 disc_A = Discriminator().to(device)
 disc_B = Discriminator().to(device)
 weights_init(disc_A)
-weights_init(disc_B)
+weights_init(disc_B);
 
 # %%
 x = torch.randn(1, 3, sizes.image_size, sizes.image_size, device=device)
@@ -95,7 +95,7 @@ print(f"Discriminator: {sum(p.numel() for p in disc_A.parameters()):,} parameter
 gen_A = Generator(img_channels=3, num_residuals=9).to(device)
 gen_B = Generator(img_channels=3, num_residuals=9).to(device)
 weights_init(gen_A)
-weights_init(gen_B)
+weights_init(gen_B);
 with torch.no_grad():
     print(f"Generator: {sum(p.numel() for p in gen_A.parameters()):,} parameters;",
           f"{tuple(x.shape)} in, {tuple(gen_A(x).shape)} out")
@@ -104,16 +104,21 @@ with torch.no_grad():
 # ## What one residual block does
 #
 # A residual block returns `x + F(x)`: the skip path carries the input through unchanged and
-# the block only adds a correction. Even with random weights the output stays strongly
-# correlated with the input, which is why nine of them can be stacked without losing the face.
+# the block only adds a correction `F(x)`. Even with random weights, the output keeps much of
+# the input (the correlation below), while `F(x)` alone has almost nothing in common with it.
+# That is why nine blocks can be stacked without losing the face, and why a trained block
+# only needs to learn the *change* from black to blond hair.
 
 # %%
+import torch.nn.functional as F
+from utils.show import show_rows
+
 with torch.no_grad():
-    features = gen_A.down_blocks[1](gen_A.down_blocks[0](gen_A.initial(A.to(device))))
-    block = gen_A.res_blocks[0]
-    change = block.block(features)
-    out = block(features)
-corr = torch.corrcoef(torch.stack([features.flatten(), out.flatten()]))[0, 1].item()
-print(f"feature maps {tuple(features.shape)}; correlation(input, output) = {corr:.2f}")
-show_rows([features[0, :8, None].expand(-1, 3, -1, -1).tanh(), change[0, :8, None].expand(-1, 3, -1, -1).tanh(),
-           out[0, :8, None].expand(-1, 3, -1, -1).tanh()], ["x", "F(x)", "x + F(x)"], size=1.3);
+    x = gen_A.down_blocks[1](gen_A.down_blocks[0](gen_A.initial(A.to(device))))
+    change = gen_A.res_blocks[0].block(x)
+    out = gen_A.res_blocks[0](x)
+similar = lambda u, v: F.cosine_similarity(u.flatten() - u.mean(), v.flatten() - v.mean(), dim=0).item()
+print(f"feature maps {tuple(x.shape)}: correlation with x of F(x) {similar(x, change):.2f},"
+      f" of x + F(x) {similar(x, out):.2f}")
+maps = lambda t: t[0, :8, None].expand(-1, 3, -1, -1).tanh()  # first 8 channels as grey images
+show_rows([maps(x), maps(change), maps(out)], ["x", "F(x)", "x + F(x)"], size=1.3);

@@ -74,9 +74,10 @@ show_rows([test_blond, *round_trip(gen_A, gen_B, test_blond)], ["blond", "→ bl
 # %%
 from utils.inference import save_round_trips
 
-save_round_trips([("black0", black), ("fakeblond0", fake_blond), ("fake2black0", back_black),
-                  ("blond0", blond), ("fakeblack0", fake_black), ("fake2blond0", back_blond)],
-                 env.files / "round_trip")
+saved = save_round_trips([("black0", black), ("fakeblond0", fake_blond), ("fake2black0", back_black),
+                          ("blond0", blond), ("fakeblack0", fake_black), ("fake2blond0", back_blond)],
+                         env.files / "round_trip")
+print("Saved", *(p.name for p in saved), "in", saved[0].parent)
 
 # %% [markdown]
 # ## How good is it, in numbers?

@@ -80,7 +80,6 @@ show_rows([black, *round_trip(makes_blond, makes_black, black)], ["black", "→ 
 
 # %%
 glasses = prepare.ensure_data("glasses", root=env.files, **env.data_options())
-glasses
 
 # %% [markdown]
 # The same training as for hair, on the new folders: nothing in the model knows about hair.

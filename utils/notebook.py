@@ -95,7 +95,7 @@ def train_config(sizes: RunSizes, domain_a: Path, domain_b: Path, out: Path, **o
         preset, domain_a=[domain_a], domain_b=[domain_b], out=out, image_size=sizes.image_size,
         iterations=sizes.iterations, minutes=sizes.minutes, num_features=sizes.num_features,
         num_residuals=sizes.num_residuals, disc_features=sizes.disc_features, resume=True,
-        **options)
+        sample_every=min(500, max(1, sizes.iterations // 3)), **options)
 
 
 def ensure_generators(session: Session, data, sizes: RunSizes):

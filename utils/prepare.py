@@ -774,7 +774,8 @@ def ensure_data(kind: str = "celeba", root: PathLike | None = None, *, synthetic
         _ensure_synthetic(kind, data_root, synthetic_count, seed)
         truth = data_root / "ground_truth" / kind
         print(f"Using the built-in synthetic faces in {data_root}: no {spec.title} download found in "
-              f"{root} ({'; '.join(problems)}); see notebook 01 to get it.")
+              f"{root} ({'; '.join(problems)}). To use the real data: "
+              f"`python -m utils.prepare download {kind} --root {root}` (notebook 01 explains).")
     report = split(data_root, test_count=test_count)
     domain_A, domain_B = report.folders.values()
     test_A, test_B = report.test_folders.values() if report.test_folders else (None, None)
