@@ -23,11 +23,7 @@ env = start()
 # The split from notebook 01 (made again here if it is missing: the call is cheap when it exists).
 
 # %%
-from utils import prepare
-from utils.notebook import run_sizes
-
-data = prepare.ensure_data("celeba", root=env.files, **env.data_options())
-sizes = run_sizes(data.real, env.device)
+data, sizes = env.data("celeba")
 device = env.device
 
 # %% [markdown]
@@ -110,15 +106,12 @@ with torch.no_grad():
 # only needs to learn the *change* from black to blond hair.
 
 # %%
-import torch.nn.functional as F
-from utils.show import show_rows
+from utils.show import correlation, feature_maps, show_rows
 
 with torch.no_grad():
     x = gen_A.down_blocks[1](gen_A.down_blocks[0](gen_A.initial(A.to(device))))
     change = gen_A.res_blocks[0].block(x)
     out = gen_A.res_blocks[0](x)
-similar = lambda u, v: F.cosine_similarity(u.flatten() - u.mean(), v.flatten() - v.mean(), dim=0).item()
-print(f"feature maps {tuple(x.shape)}: correlation with x of F(x) {similar(x, change):.2f},"
-      f" of x + F(x) {similar(x, out):.2f}")
-maps = lambda t: t[0, :8, None].expand(-1, 3, -1, -1).tanh()  # first 8 channels as grey images
-show_rows([maps(x), maps(change), maps(out)], ["x", "F(x)", "x + F(x)"], size=1.3);
+print(f"feature maps {tuple(x.shape)}: correlation with x of F(x) {correlation(x, change):.2f},"
+      f" of x + F(x) {correlation(x, out):.2f}")
+show_rows([feature_maps(x), feature_maps(change), feature_maps(out)], ["x", "F(x)", "x + F(x)"]);

@@ -26,11 +26,7 @@ env = start()
 # a CPU or with the built-in faces (printed below).
 
 # %%
-from utils import prepare
-from utils.notebook import run_sizes
-
-data = prepare.ensure_data("celeba", root=env.files, **env.data_options())
-sizes = run_sizes(data.real, env.device)
+data, sizes = env.data("celeba")
 device = env.device
 sizes
 

@@ -26,11 +26,9 @@ env = start()
 # notebook also runs on its own.
 
 # %%
-from utils import prepare
-from utils.notebook import ensure_generators, run_sizes
+from utils.notebook import ensure_generators
 
-data = prepare.ensure_data("celeba", root=env.files, **env.data_options())
-sizes = run_sizes(data.real, env.device)
+data, sizes = env.data("celeba")
 gen_A, gen_B = ensure_generators(env, data, sizes)  # gen_A makes black hair, gen_B blond
 
 # %% [markdown]

@@ -19,12 +19,10 @@ from utils.notebook import start
 env = start()
 
 # %%
-from utils import prepare
-from utils.notebook import run_sizes, train_config
+from utils.notebook import train_config
 from utils.show import show_rows
 
-data = prepare.ensure_data("celeba", root=env.files, **env.data_options())
-sizes = run_sizes(data.real, env.device)
+data, sizes = env.data("celeba")
 
 # %% [markdown]
 # ## Exercise 6.1
@@ -79,7 +77,7 @@ show_rows([black, *round_trip(makes_blond, makes_black, black)], ["black", "→ 
 # glasses), split into `G/` and `NoG/`:
 
 # %%
-glasses = prepare.ensure_data("glasses", root=env.files, **env.data_options())
+glasses, _ = env.data("glasses")
 
 # %% [markdown]
 # The same training as for hair, on the new folders: nothing in the model knows about hair.

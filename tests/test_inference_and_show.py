@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -84,3 +85,11 @@ def test_browse_runs_outside_a_front_end():
     img = torch.zeros(3, 8, 8)
     show.browse([("first", [img, img, img], ["a", "b", "c"]),
                  ("second", [img, img, img], ["a", "b", "c"])])
+
+
+def test_correlation_and_feature_maps():
+    x = torch.randn(1, 4, 5, 5)
+    assert show.correlation(x, 3 * x + 1) == pytest.approx(1.0)
+    assert show.correlation(x, -x) == pytest.approx(-1.0)
+    maps = show.feature_maps(x, count=2)
+    assert maps.shape == (2, 3, 5, 5) and torch.equal(maps[1, 0], x[0, 1].tanh())

@@ -68,6 +68,14 @@ class Session:
         sizes = FAST if self.fast else BUILTIN
         return {"synthetic_count": sizes.synthetic_count, "test_count": sizes.test_count}
 
+    def data(self, kind: str = "celeba"):
+        """(DataChoice, RunSizes): the split data (made if missing; cheap when present) and
+        the sizes that fit it and this device."""
+        from utils.prepare import ensure_data
+
+        choice = ensure_data(kind, root=self.files, **self.data_options())
+        return choice, run_sizes(choice.real, self.device)
+
 
 def start(seed: int = 0) -> Session:
     """Print what runs where, seed everything, and return the session facts."""

@@ -18,6 +18,17 @@ def to_picture(image: torch.Tensor) -> np.ndarray:
     return (image.detach().float().cpu() * 0.5 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()
 
 
+def correlation(u: torch.Tensor, v: torch.Tensor) -> float:
+    """Pearson correlation of two tensors' values: how much of `u` survives in `v`."""
+    u, v = u.detach().flatten().double(), v.detach().flatten().double()
+    return torch.nn.functional.cosine_similarity(u - u.mean(), v - v.mean(), dim=0).item()
+
+
+def feature_maps(features: torch.Tensor, count: int = 8) -> torch.Tensor:
+    """The first `count` channels of the first item of a (N, C, H, W) batch, as grey images."""
+    return features[0, :count, None].detach().expand(-1, 3, -1, -1).tanh()
+
+
 def show_rows(rows: Sequence[torch.Tensor], titles: Sequence[str], columns: int | None = None,
               size: float = 1.6, save_to: PathLike | None = None) -> plt.Figure:
     """One row of images per batch (e.g. original / translated / back again), titled on the left."""
