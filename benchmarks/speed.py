@@ -160,7 +160,7 @@ def bench_size(size: int, batch: int, legs: list[str], rounds: int, iters: int, 
     chapter = rows.get("chapter", {}).get("rates", [])
     for row in rows.values():
         row["pairs_s"] = statistics.median(row["rates"]) if row["rates"] else float("nan")
-        per_round = [r / c for r, c in zip(row["rates"], chapter)]
+        per_round = [r / c for r, c in zip(row["rates"], chapter, strict=False)]
         row["ratio"] = statistics.median(per_round) if per_round else float("nan")
     return list(rows.values())
 
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"leg in {time.perf_counter() - start:.0f} s", flush=True)
 
     print(f"\nload average after: {load_average()}")
-    print(f"\n| size | batch | leg | pairs/s (median) | per round | ratio to chapter | warm-up s |")
+    print("\n| size | batch | leg | pairs/s (median) | per round | ratio to chapter | warm-up s |")
     print("|---:|---:|---|---:|---|---:|---:|")
     for row in rows:
         rates = " ".join(f"{r:.3f}" for r in row["rates"]) or row["note"]
@@ -271,8 +271,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.loader_images > 0:
         workers = speed.recommended_workers(device)
-        print(f"\n| loader (decode + augment), size | workers | pairs/s | first batch s | "
-              f"ours training pairs/s |")
+        print("\n| loader (decode + augment), size | workers | pairs/s | first batch s | "
+              "ours training pairs/s |")
         print("|---:|---:|---:|---:|---:|")
         for size in sizes:
             train = next((r["pairs_s"] for r in ours if r["size"] == size), float("nan"))

@@ -30,8 +30,8 @@ def _one_thread():
 
 def _tiny_nets(seed: int = 0) -> list[nn.Module]:
     torch.manual_seed(seed)
-    nets = [ch.Discriminator(3, features=(8, 16, 32, 64)), ch.Discriminator(3, features=(8, 16, 32, 64)),
-            ch.Generator(3, num_features=8, num_residuals=1), ch.Generator(3, num_features=8, num_residuals=1)]
+    nets = [ch.Discriminator(3, features=(8, 16, 32, 64)) for _ in range(2)]
+    nets += [ch.Generator(3, num_features=8, num_residuals=1) for _ in range(2)]
     return [ch.weights_init(net) for net in nets]
 
 
@@ -164,7 +164,7 @@ def test_generator_step_leaves_only_the_discriminator_step_gradients():
     ((mse(real_A, torch.ones_like(real_A)) + mse(fake_A, torch.zeros_like(fake_A))
       + mse(real_B, torch.ones_like(real_B)) + mse(fake_B, torch.zeros_like(fake_B))) / 2).backward()
     for trained, by_hand in zip([*nets[0].parameters(), *nets[1].parameters()],
-                                [*disc_A.parameters(), *disc_B.parameters()]):
+                                [*disc_A.parameters(), *disc_B.parameters()], strict=True):
         torch.testing.assert_close(trained.grad, by_hand.grad, rtol=1e-5, atol=1e-9)
         assert trained.requires_grad
 

@@ -67,7 +67,7 @@ def channels_last_is_exact(device: torch.device | str) -> bool:
     return _channels_last_is_exact(str(torch.device(device)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _channels_last_is_exact(device_name: str) -> bool:
     device = torch.device(device_name)
     gen = torch.Generator().manual_seed(0)
