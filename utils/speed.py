@@ -45,9 +45,10 @@ def tune_backends(device: torch.device | str) -> None:
     """Switch on the backend settings that pay off on `device` (call once, before training).
 
     CUDA: `cudnn.benchmark` picks the fastest convolution algorithm for the (fixed) image
-    size once, then reuses it. CPU: oneDNN (mkldnn) stays on (off measured about 2x
-    slower); the thread count is left at PyTorch's default (one per physical core), since
-    a single thread measured about 2x slower on the 2-core benchmark machine.
+    size once, then reuses it. CPU: oneDNN (mkldnn) stays on (off measured about 1.7x
+    slower); the thread count is left at PyTorch's default (one per physical core): one
+    thread measured about 1.6x slower on the 2-core benchmark machine when lightly loaded
+    (on a machine other jobs keep busy, one thread is faster: benchmarks/README.md).
     """
     device = torch.device(device)
     if device.type == "cuda":
