@@ -29,6 +29,7 @@ from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from utils.paths import files_dir
+from utils.speed import tune_backends
 
 PathLike = str | os.PathLike
 
@@ -299,9 +300,15 @@ def default_autocast_dtype(device: torch.device | str) -> torch.dtype | None:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 natively here (AVX512-BF16 or AMX), not emulated."""
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(check and check())
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), not emulated.
+
+    Checks the instructions themselves: oneDNN's own `_is_mkldnn_bf16_supported()` also
+    says True on plain AVX-512 CPUs, where it emulates bfloat16 and runs about 3x slower
+    (benchmarks/README.md).
+    """
+    checks = [getattr(torch.cpu, name, None)
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(check()) for check in checks if check is not None)
 
 
 def make_grad_scaler(device: torch.device | str, autocast_dtype: torch.dtype | None = None):
@@ -422,6 +429,7 @@ def train_epoch(disc_A, disc_B, gen_A, gen_B, loader, opt_disc, opt_gen, l1, mse
     arguments (`lambda_identity`, `pool_A`, ...) go to `train_step`.
     """
     device = torch.device(device)
+    tune_backends(device)  # extra code – cuDNN autotuning on CUDA (benchmarks/README.md)
     if autocast_dtype == "auto":
         autocast_dtype = default_autocast_dtype(device)
     for net in (disc_A, disc_B, gen_A, gen_B):

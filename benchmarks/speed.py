@@ -1,0 +1,285 @@
+"""Pairs per second: the project's training iteration against the chapter's loop body.
+
+    python benchmarks/speed.py                      # CPU: 64, 128, 256 px, batch 1
+    python benchmarks/speed.py --sizes 64 --extras unfused bf16 compile
+    python benchmarks/speed.py --device cuda        # 256 px, batch 1 and larger batches
+
+Both loops run in ONE process, ALTERNATING (each round: chapter k iterations, then ours
+k iterations, then any extras), after a warm-up that is not timed, on the same networks
+(full size, same initial weights), losses, batch and data. The ratio is the median over
+rounds of (ours / chapter) within a round, so load from other processes, which shifts
+both legs of a round alike, mostly cancels. A table of figures is printed; nothing is
+asserted (timings are not tests).
+
+Legs:
+  chapter   benchmarks/chapter_loop.py: the chapter's body (fp32 on a CPU, discriminator
+            gradients computed in the generator step, plain Adam, `.item()` each batch).
+  ours      what `ch06util.train_epoch` / `utils.train` run by default: `train_step`,
+            `speed.tune_backends`, `speed.to_fast_layout`, `speed.make_optimizers` (fused
+            Adam), `default_autocast_dtype` (bf16 on CUDA, fp32 on CPU).
+  extras    unfused (ours with plain Adam: isolates the frozen discriminators),
+            bf16 (bf16 autocast forced, even where the CPU emulates it),
+            channels_last (refused where `speed.channels_last_is_exact` fails),
+            compile (`speed.compile_models`; the warm-up time is the compile time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.chapter_loop import chapter_optimizers, chapter_scaler, chapter_step  # noqa: E402
+from utils import ch06util as ch  # noqa: E402
+from utils import speed  # noqa: E402
+
+EXTRAS = ("unfused", "bf16", "channels_last", "compile")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+CPU_ITERS = {64: 5, 128: 3, 256: 1}  # about 3 s of work per leg and round on a 2-core Xeon
+
+
+# ------------------------------------------------------------------------- machine
+def cpu_model_and_flags() -> tuple[str, set[str]]:
+    """CPU model name and instruction-set flags (Linux /proc/cpuinfo; elsewhere best effort)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    model, flags = platform.processor() or platform.machine(), set()
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                model = value.strip()
+            elif key == "flags" and not flags:
+                flags = set(value.split())
+    return model, flags
+
+
+def describe_machine(device: torch.device) -> list[str]:
+    model, flags = cpu_model_and_flags()
+    shown = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in CPU_FLAGS) if flags else "unknown"
+    lines = [
+        f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"torch {torch.__version__}, python {platform.python_version()}, {platform.system()}",
+        f"CPU: {model}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()} "
+        f"(interop {torch.get_num_interop_threads()}), capability "
+        f"{torch.backends.cpu.get_cpu_capability()}",
+        f"CPU flags: {shown}; native bf16 (ch06util.cpu_has_bf16): {ch.cpu_has_bf16()}, "
+        f"oneDNN's bf16 claim: {bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}",
+    ]
+    if device.type == "cuda":
+        lines.append(f"GPU: {torch.cuda.get_device_name(device)}, bf16 "
+                     f"{torch.cuda.is_bf16_supported()}")
+    return lines
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except (AttributeError, OSError):
+        return "n/a"
+
+
+# ------------------------------------------------------------------------- legs
+def make_nets(device: torch.device) -> list[nn.Module]:
+    """Full-size networks as in listing 6.7: disc_A, disc_B, gen_A, gen_B."""
+    torch.manual_seed(0)
+    nets = [ch.Discriminator(3), ch.Discriminator(3), ch.Generator(3), ch.Generator(3)]
+    return [ch.weights_init(net).to(device) for net in nets]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build_leg(name: str, base: list[nn.Module], A: torch.Tensor, B: torch.Tensor,
+              device: torch.device) -> Callable[[], object]:
+    """A closure running one training iteration of leg `name` on its own copy of the nets."""
+    nets = [copy.deepcopy(net) for net in base]
+    l1, mse = nn.L1Loss(), nn.MSELoss()
+    if name == "chapter":
+        opt_disc, opt_gen = chapter_optimizers(*nets)
+        d_scaler, g_scaler = chapter_scaler(device.type), chapter_scaler(device.type)
+        return lambda: chapter_step(A, B, *nets, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler)
+
+    speed.tune_backends(device)
+    channels_last = True if name == "channels_last" else None
+    nets = [speed.to_fast_layout(net, device, channels_last=channels_last) for net in nets]
+    a = speed.to_fast_layout(A, device, channels_last=channels_last)
+    b = speed.to_fast_layout(B, device, channels_last=channels_last)
+    opt_disc, opt_gen = speed.make_optimizers(*nets, device=device, fused=name != "unfused")
+    dtype = torch.bfloat16 if name == "bf16" else ch.default_autocast_dtype(device)
+    d_scaler, g_scaler = ch.make_grad_scaler(device, dtype), ch.make_grad_scaler(device, dtype)
+    if name == "compile":
+        nets = speed.compile_models(*nets, device=device)
+    return lambda: ch.train_step(a, b, *nets, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler,
+                                 autocast_dtype=dtype)
+
+
+def time_iters(step: Callable[[], object], iters: int, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        step()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def bench_size(size: int, batch: int, legs: list[str], rounds: int, iters: int, warmup: int,
+               device: torch.device, base: list[nn.Module]) -> list[dict]:
+    gen = torch.Generator().manual_seed(1)
+    A = (torch.rand(batch, 3, size, size, generator=gen) * 2 - 1).to(device)
+    B = (torch.rand(batch, 3, size, size, generator=gen) * 2 - 1).to(device)
+    steps, rows = {}, {}
+    for name in legs:
+        rows[name] = {"leg": name, "size": size, "batch": batch, "rates": [], "note": ""}
+        try:
+            steps[name] = build_leg(name, base, A, B, device)
+            rows[name]["warmup_s"] = time_iters(steps[name], warmup, device)
+        except (ValueError, RuntimeError) as error:  # e.g. channels-last refused here
+            rows[name]["note"] = f"not run: {str(error).splitlines()[0][:90]}"
+            steps.pop(name, None)
+    for _ in range(rounds):
+        for name, step in steps.items():
+            rows[name]["rates"].append(iters * batch / time_iters(step, iters, device))
+    chapter = rows.get("chapter", {}).get("rates", [])
+    for row in rows.values():
+        row["pairs_s"] = statistics.median(row["rates"]) if row["rates"] else float("nan")
+        per_round = [r / c for r, c in zip(row["rates"], chapter, strict=False)]
+        row["ratio"] = statistics.median(per_round) if per_round else float("nan")
+    return list(rows.values())
+
+
+# ------------------------------------------------------------------------- loader
+def write_faces(folder: Path, count: int, seed: int) -> None:
+    """178x218 JPEGs with smooth shapes and mild noise (decode cost like a real photo)."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:218, 0:178].astype(np.float32)
+    for k in range(1, count + 1):
+        cy, cx, r = rng.uniform(80, 140), rng.uniform(60, 120), rng.uniform(40, 80)
+        face = ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r)[..., None]
+        base = rng.uniform(0, 255, 3) * (1 - yy[..., None] / 436) + face * rng.uniform(-80, 80, 3)
+        pixels = np.clip(base + rng.normal(0, 6, (218, 178, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{k:06d}.jpg", quality=95)
+
+
+def bench_loader(size: int, workers: int, device: torch.device, count: int) -> tuple[float, float]:
+    """(pairs/s after the first batch, seconds to the first batch) of the chapter's loader."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_faces(Path(tmp) / "A", count, seed=1)
+        write_faces(Path(tmp) / "B", count, seed=2)
+        data = ch.LoadData(Path(tmp) / "A", Path(tmp) / "B", ch.make_transform(size))
+        loader = torch.utils.data.DataLoader(
+            data, batch_size=1, shuffle=True, **speed.loader_options(device, workers))
+        start = time.perf_counter()
+        batches = iter(loader)
+        next(batches)
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        seen = sum(1 for _ in batches)
+        rate = seen / (time.perf_counter() - start)
+        del batches, loader
+    return rate, first
+
+
+# ------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="image sizes (default: 64 128 256 on CPU, 256 on CUDA)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                        help="batch sizes (default: 1 on CPU; 1 4 16 on CUDA)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iters", type=int, default=None,
+                        help="iterations per leg and round (default: 5/3/1 at 64/128/256 px "
+                        "on CPU, 20 on CUDA)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed iterations per leg (default: 1 on CPU, 5 on CUDA)")
+    parser.add_argument("--extras", nargs="*", default=[], choices=EXTRAS,
+                        help="extra legs to time beside chapter and ours")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for every leg (default: PyTorch's, one per core); "
+                        "1 keeps a shared, busy machine from stalling both legs")
+    parser.add_argument("--loader-images", type=int, default=48,
+                        help="JPEGs per domain for the loader test (0 skips it)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cuda = device.type == "cuda"
+    sizes = args.sizes or ([256] if cuda else [64, 128, 256])
+    batches = args.batch_sizes or ([1, 4, 16] if cuda else [1])
+    warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
+    legs = ["chapter", "ours", *args.extras]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print("\n".join(describe_machine(device)))
+    print(f"load average before: {load_average()}")
+    print(f"command: python benchmarks/speed.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+
+    base = make_nets(device)
+    rows: list[dict] = []
+    for size in sizes:
+        for batch in batches:
+            iters = args.iters or (20 if cuda else CPU_ITERS.get(size, max(1, (128 // size) ** 2)))
+            start = time.perf_counter()
+            rows += bench_size(size, batch, legs, args.rounds, iters, warmup, device, base)
+            print(f"  {size} px, batch {batch}: {args.rounds} rounds x {iters} iterations per "
+                  f"leg in {time.perf_counter() - start:.0f} s", flush=True)
+
+    print(f"\nload average after: {load_average()}")
+    print("\n| size | batch | leg | pairs/s (median) | per round | ratio to chapter | warm-up s |")
+    print("|---:|---:|---|---:|---|---:|---:|")
+    for row in rows:
+        rates = " ".join(f"{r:.3f}" for r in row["rates"]) or row["note"]
+        print(f"| {row['size']} | {row['batch']} | {row['leg']} | {row['pairs_s']:.3f} | {rates} "
+              f"| {row['ratio']:.2f}x | {row.get('warmup_s', float('nan')):.1f} |")
+
+    target = [r for r in rows if r["leg"] == "ours" and r["size"] == 256 and r["batch"] == 1]
+    if target:
+        ratio = target[0]["ratio"]
+        print(f"\ntarget >= 3x the chapter at 256 px, batch 1: {ratio:.2f}x -> "
+              f"{'met' if ratio >= 3 else 'NOT met'}")
+    ours = [r for r in rows if r["leg"] == "ours" and r["rates"]]
+    if len(batches) > 1 and ours:
+        best = max(ours, key=lambda r: r["pairs_s"])
+        chapter_b1 = [r for r in rows if r["leg"] == "chapter" and r["batch"] == 1
+                      and r["size"] == best["size"]]
+        if chapter_b1:
+            print(f"best batch size at {best['size']} px: {best['batch']} "
+                  f"({best['pairs_s']:.1f} pairs/s, {best['pairs_s'] / chapter_b1[0]['pairs_s']:.1f}x "
+                  "the chapter's batch 1; learning rate: see speed.scaled_lr)")
+
+    if args.loader_images > 0:
+        workers = speed.recommended_workers(device)
+        print("\n| loader (decode + augment), size | workers | pairs/s | first batch s | "
+              "ours training pairs/s |")
+        print("|---:|---:|---:|---:|---:|")
+        for size in sizes:
+            train = next((r["pairs_s"] for r in ours if r["size"] == size), float("nan"))
+            for n in sorted({0, workers}):
+                rate, first = bench_loader(size, n, device, args.loader_images)
+                print(f"| {size} | {n} | {rate:.1f} | {first:.2f} | {train:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
