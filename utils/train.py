@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Sampler
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
+from utils import speed
 from utils.ch06util import (
     LOSS_KEYS,
     Discriminator,
@@ -107,7 +108,7 @@ class TrainConfig:
     log_every: iterations between reads of the losses (each read syncs a GPU).
     seed: one number that makes a run repeatable on the same machine.
     device: "cuda", "cpu", "mps", ...; None = `utils.runtime.pick_device()`.
-    workers: DataLoader worker processes; None = min(4, CPUs) with CUDA, 0 on a CPU.
+    workers: DataLoader worker processes; None = `utils.speed.recommended_workers` (0 on a CPU).
     """
 
     domain_a: PathLike | Sequence[PathLike]
@@ -302,7 +303,7 @@ class SeededPairs(LoadData):
 
 # -------------------------------------------------------------------- building the parts
 def _build_networks(config: TrainConfig, device: torch.device) -> dict[str, nn.Module]:
-    """The chapter's four networks, initialised as in the paper. (utils.speed plugs in here.)"""
+    """The chapter's four networks, initialised as in the paper."""
     nets: dict[str, nn.Module] = {}
     for name in ("gen_A", "gen_B"):
         nets[name] = Generator(3, num_features=config.num_features, num_residuals=config.num_residuals)
@@ -316,19 +317,10 @@ def _build_networks(config: TrainConfig, device: torch.device) -> dict[str, nn.M
 
 def _build_optimizers(config: TrainConfig, nets: dict[str, nn.Module]
                       ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """One Adam over both discriminators, one over both generators, as in the chapter."""
-    def params(a: str, b: str) -> list[nn.Parameter]:
-        return [*nets[a].parameters(), *nets[b].parameters()]
-
-    opt_disc = torch.optim.Adam(params("disc_A", "disc_B"), lr=config.lr, betas=config.betas)
-    opt_gen = torch.optim.Adam(params("gen_A", "gen_B"), lr=config.lr, betas=config.betas)
-    return opt_disc, opt_gen
-
-
-def _default_workers(device: torch.device) -> int:
-    # On a CPU the convolutions already use every core; decoding one small JPEG per
-    # iteration in the main process costs ~1 ms next to seconds of compute.
-    return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+    """One Adam over both discriminators, one over both generators, as in the chapter
+    (fused where the device has it: same update, measured faster; see utils/speed.py)."""
+    return speed.make_optimizers(nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"],
+                                 lr=config.lr, betas=config.betas)
 
 
 @dataclass
@@ -575,18 +567,18 @@ def _train(config, ctx: _Dist, device, progress, callback, clock) -> TrainResult
     sampler = ResumableSampler(dataset.A_len, dataset.B_len, seed=config.seed,
                                random_pairing=config.random_pairing, rank=ctx.rank,
                                world_size=ctx.world_size)
-    workers = _default_workers(device) if config.workers is None else config.workers
     # Its own generator: each `iter(loader)` draws a worker base seed, which must not
     # move the global torch RNG (a resumed run would draw it once more).
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=device.type == "cuda",
-                        generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler,
+                        generator=torch.Generator().manual_seed(config.seed),
+                        **speed.loader_options(device, config.workers))
     per_epoch = math.ceil(sampler.per_rank / config.batch_size)
     no_budget = config.iterations is None and config.epochs is None and config.minutes is None
     epochs_budget = 1 if no_budget else config.epochs  # the chapter trains one epoch
     total = _total_iterations(config.iterations, epochs_budget, per_epoch)
     decay_from = _resolve_decay(config, total)
 
+    speed.tune_backends(device)
     nets = _build_networks(config, device)
     opt_disc, opt_gen = _build_optimizers(config, nets)
     autocast_dtype = default_autocast_dtype(device)
