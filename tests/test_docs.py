@@ -1,0 +1,34 @@
+"""The README's numbers come from the demo's metrics.json, between markers."""
+
+from __future__ import annotations
+
+import pytest
+
+from utils import docs
+
+
+def _metrics():
+    direction = {"hair_accuracy": 0.95, "psnr_outside_hair": 23.456, "ssim_outside_hair": 0.9,
+                 "l1_to_truth": 0.03, "cycle_l1": 0.02, "count": 100}
+    return {"black_to_blond": direction, "blond_to_black": {**direction, "hair_accuracy": 0.91},
+            "minutes": 14.2, "device": "cpu"}
+
+
+def test_metrics_table_lists_both_directions():
+    table = docs.metrics_table(_metrics())
+    assert "| `hair_accuracy` | 0.95 | 0.91 |" in table
+    assert "| `psnr_outside_hair` | 23.5 | 23.5 |" in table
+    assert "14.2 minutes on cpu" in table
+
+
+def test_replace_between_markers_keeps_the_rest():
+    text = f"intro\n{docs.START}\nold table\n{docs.END}\noutro"
+    new = docs.replace_between_markers(text, "new table")
+    assert new == f"intro\n{docs.START}\nnew table\n{docs.END}\noutro"
+    with pytest.raises(ValueError, match="markers"):
+        docs.replace_between_markers("no markers here", "x")
+
+
+def test_the_readme_has_the_markers():
+    text = docs.README.read_text(encoding="utf-8")
+    assert text.index(docs.START) < text.index(docs.END)

@@ -1,0 +1,72 @@
+"""`make docs`: regenerate the README's pictures and numbers from the code, never by hand.
+
+* `docs/synthetic_faces.png`: the built-in faces above their hair-swapped ground truth.
+* `docs/demo_round_trip.png` and the table between the `demo-metrics` markers in README.md:
+  copied from the last `make demo` run (`files/demo/`), so the README shows what the demo
+  really measured.
+
+    python -m utils.docs [--demo DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from utils.paths import REPO_ROOT, files_dir
+
+DOCS = REPO_ROOT / "docs"
+README = REPO_ROOT / "README.md"
+START, END = "<!-- demo-metrics:start -->", "<!-- demo-metrics:end -->"
+SHOWN = ("hair_accuracy", "psnr_outside_hair", "ssim_outside_hair", "l1_to_truth", "cycle_l1")
+
+
+def metrics_table(metrics: dict) -> str:
+    """The demo's held-out scores as a Markdown table, with the run's time and device."""
+    directions = [k for k in ("black_to_blond", "blond_to_black") if k in metrics]
+    keys = [k for k in SHOWN if all(k in metrics[d] for d in directions)]
+    lines = ["| held-out faces | " + " | ".join(d.replace("_", " ") for d in directions) + " |",
+             "| --- |" + " ---: |" * len(directions)]
+    for key in keys:
+        cells = [f"{metrics[d][key]:.3g}" if metrics[d][key] is not None else "–" for d in directions]
+        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Measured by `make demo` in {metrics.get('minutes', float('nan')):.1f} minutes "
+                 f"on {metrics.get('device', 'an unknown device')}.")
+    return "\n".join(lines)
+
+
+def replace_between_markers(text: str, block: str) -> str:
+    """`text` with everything between the two markers replaced by `block`."""
+    if START not in text or END not in text:
+        raise ValueError(f"README.md has no {START} ... {END} markers to fill.")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{block}\n{END}{tail}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.docs", description=__doc__.split("\n")[0])
+    parser.add_argument("--demo", type=Path, default=None, help="the demo's output folder")
+    args = parser.parse_args(argv)
+    from utils.synthetic import main as synthetic_main
+
+    synthetic_main(["sheet", "--out", str(DOCS / "synthetic_faces.png")])
+    demo = args.demo or files_dir() / "demo"
+    metrics_file, grid = demo / "metrics.json", demo / "round_trip_held_out.png"
+    if not metrics_file.is_file() or not grid.is_file():
+        print(f"No finished demo in {demo}: run `make demo` first for the grid and the numbers.")
+        return 1
+    shutil.copyfile(grid, DOCS / "demo_round_trip.png")
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    README.write_text(replace_between_markers(README.read_text(encoding="utf-8"),
+                                              metrics_table(metrics)), encoding="utf-8")
+    print(f"Updated {DOCS / 'synthetic_faces.png'}, {DOCS / 'demo_round_trip.png'} and {README}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
