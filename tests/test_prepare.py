@@ -1,0 +1,513 @@
+"""utils.prepare: the split rule, safety of the download, idempotence, held-out faces, archives.
+
+Every layout here is a tiny fixture written in a tmp folder; nothing touches the network
+(kagglehub is replaced by a fake module or made unimportable).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import stat
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import utils
+from utils import prepare
+from utils.prepare import (
+    CELEBA_ATTRIBUTES,
+    CSVFormatError,
+    DataLayoutError,
+    DownloadError,
+    UnsafeArchiveError,
+    ensure_data,
+    read_corrections,
+    safe_extract,
+    split_celeba,
+    split_glasses,
+)
+
+# known numbers of each kind of row: the rule must give black = 7 + 3, blond = 5
+ROWS = ["black"] * 7 + ["blond"] * 5 + ["both"] * 3 + ["neither"] * 4
+
+
+def write_celeba(root: Path, kinds: list[str] = ROWS) -> dict[str, list[str]]:
+    """A Kaggle-layout CelebA in `root` (rows shuffled by kind); returns the expected split."""
+    images = root / "img_align_celeba" / "img_align_celeba"
+    images.mkdir(parents=True)
+    rows, expected = [], {"black": [], "blond": []}
+    order = list(kinds)
+    random.Random(0).shuffle(order)  # the kinds interleaved, as in the real CSV
+    for k, kind in enumerate(order, start=1):
+        name = f"{k:06d}.jpg"
+        row = dict.fromkeys(CELEBA_ATTRIBUTES, -1)
+        row["Black_Hair"] = 1 if kind in ("black", "both") else -1
+        row["Blond_Hair"] = 1 if kind in ("blond", "both") else -1
+        rows.append({"image_id": name, **row})
+        (images / name).write_bytes(f"face {k}".encode())
+        if kind in ("black", "both"):
+            expected["black"].append(name)
+        elif kind == "blond":
+            expected["blond"].append(name)
+    pd.DataFrame(rows).to_csv(root / "list_attr_celeba.csv", index=False)
+    (root / "list_bbox_celeba.csv").write_text("image_id,x_1\n000001.jpg,1\n")  # an extra Kaggle CSV
+    return expected
+
+
+def write_glasses(root: Path, labels: dict[int, int], unlabelled: range = range(0)) -> None:
+    images = root / "faces-spring-2020" / "faces-spring-2020"
+    images.mkdir(parents=True)
+    for i in [*labels, *unlabelled]:
+        (images / f"face-{i}.png").write_bytes(f"png {i}".encode())
+    frame = pd.DataFrame({"id": list(labels), "v1": 0.5, "v2": -0.1, "glasses": list(labels.values())})
+    frame.to_csv(root / "train.csv", index=False)
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder)) if folder.is_dir() else []
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """name -> (inode, bytes) of every file: proves the download is untouched."""
+    return {p.name: (p.stat().st_ino, p.read_bytes()) for p in folder.iterdir()}
+
+
+@pytest.fixture
+def celeba(tmp_path: Path) -> tuple[Path, dict[str, list[str]]]:
+    root = tmp_path / "files"
+    return root, write_celeba(root)
+
+
+# --------------------------------------------------------------------------- the rule
+def test_counts_follow_the_chapter_rule_black_wins_when_both(celeba, capsys):
+    root, expected = celeba
+    report = split_celeba(root)
+    assert report.counts == {"black": 10, "blond": 5}
+    assert names(root / "black") == expected["black"]
+    assert names(root / "blond") == expected["blond"]
+    both = [n for n in expected["black"] if n in expected["blond"]]
+    assert both == []  # a face with both flags is black only
+    assert report.linked == 15 and report.copied == report.moved == report.missing == 0
+    assert not (root / "test").exists()
+    assert "10 black, 5 blond" in capsys.readouterr().out
+
+
+def test_selection_is_vectorised_rule_on_any_frame():
+    frame = pd.DataFrame({"image_id": ["3.jpg", "1.jpg", "2.jpg", "4.jpg"],
+                          "Black_Hair": [1, 1, -1, -1], "Blond_Hair": [1, -1, 1, -1]})
+    assert prepare.select_celeba(frame) == {"black": ["1.jpg", "3.jpg"], "blond": ["2.jpg"]}
+
+
+def test_rerun_skips_everything_and_keeps_the_folders(celeba):
+    root, _ = celeba
+    split_celeba(root, test_count=2)
+    before = {d: snapshot(root / d) for d in ("black", "blond", "test/black", "test/blond")}
+    again = split_celeba(root, test_count=2)
+    assert (again.linked, again.copied, again.moved, again.removed) == (0, 0, 0, 0)
+    assert again.skipped == 15
+    assert {d: snapshot(root / d) for d in before} == before
+
+
+def test_source_download_left_intact(celeba):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    csv_bytes = (root / "list_attr_celeba.csv").read_bytes()
+    before = snapshot(images)
+    split_celeba(root, test_count=1)
+    assert snapshot(images) == before
+    assert (root / "list_attr_celeba.csv").read_bytes() == csv_bytes
+    # hard links: the split costs no disk and shares the source's inode
+    linked = root / "black" / expected["black"][0]
+    assert linked.stat().st_ino == (images / linked.name).stat().st_ino
+    assert (images / linked.name).stat().st_nlink == 2
+
+
+def test_copy_fallback_when_links_fail(celeba, monkeypatch):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    before = snapshot(images)
+
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted (FAT drive)")
+
+    monkeypatch.setattr(prepare.os, "link", no_links)
+    report = split_celeba(root)
+    assert report.copied == 15 and report.linked == 0
+    assert snapshot(images) == before
+    copy = root / "blond" / expected["blond"][0]
+    assert copy.read_bytes() == (images / copy.name).read_bytes()
+    assert not [p for p in root.rglob("*") if p.name.endswith(prepare.TMP_SUFFIX)]
+
+
+def test_move_only_when_asked(celeba):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    content = {n: (images / n).read_bytes() for n in expected["black"]}
+    report = split_celeba(root, move=True)
+    assert report.moved == 15 and report.linked == 0
+    assert not any((images / n).exists() for n in expected["black"] + expected["blond"])
+    assert {n: (root / "black" / n).read_bytes() for n in expected["black"]} == content
+    assert len(names(images)) == 4  # the "neither" faces stay
+    assert split_celeba(root, move=True).skipped == 15  # re-runnable, unlike listing 6.1
+
+
+def test_missing_images_are_counted_and_named(celeba, capsys):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    gone = [expected["black"][1], expected["blond"][0]]
+    for name in gone:
+        (images / name).unlink()
+    report = split_celeba(root)
+    assert report.missing == 2 and sorted(report.missing_examples) == sorted(gone)
+    assert report.linked == 13
+    out = capsys.readouterr().out
+    assert "WARNING: 2 image(s)" in out and gone[0] in out
+
+
+def test_junk_in_the_image_folder_is_ignored(celeba):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    for junk in (".DS_Store", "notes.txt", "999999.jpg", "._000001.jpg"):
+        (images / junk).write_bytes(b"junk")
+    (images / "subfolder").mkdir()
+    split_celeba(root)
+    assert names(root / "black") == expected["black"]
+    assert names(root / "blond") == expected["blond"]
+
+
+# --------------------------------------------------------------------------- bad input
+def _csv(root: Path) -> Path:
+    return root / "list_attr_celeba.csv"
+
+
+def test_csv_without_needed_columns_names_them_and_the_file(celeba):
+    root, _ = celeba
+    pd.read_csv(_csv(root)).drop(columns=["Blond_Hair"]).to_csv(_csv(root), index=False)
+    with pytest.raises(CSVFormatError, match=r"lacks the column\(s\) \['Blond_Hair'\]") as err:
+        split_celeba(root)
+    assert str(_csv(root)) in str(err.value)
+    assert not (root / "black").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"image_id,Black_Hair,Blond_Hair\n", "no rows"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\xfd\x00\x81\x82", "not a readable CSV"),
+    (b"image_id,Black_Hair,Blond_Hair\n000001.jpg,yes,-1\n", "must hold only"),
+    (b"image_id,Black_Hair,Blond_Hair\n../../etc/passwd,1,-1\n", "path-like"),
+])
+def test_bad_csvs_are_rejected_clearly(celeba, content, message):
+    root, _ = celeba
+    _csv(root).write_bytes(content)
+    with pytest.raises(CSVFormatError, match=message):
+        split_celeba(root)
+    assert not (root / "black").exists()
+
+
+def test_missing_csv_or_images_says_how_to_get_them(tmp_path):
+    with pytest.raises(DataLayoutError, match="python -m utils.prepare download celeba") as err:
+        split_celeba(tmp_path)
+    assert "kaggle.com/datasets/jessicali9530/celeba-dataset" in str(err.value)
+    write_celeba(tmp_path / "r")
+    os.rename(tmp_path / "r" / "img_align_celeba", tmp_path / "r" / "elsewhere")
+    with pytest.raises(DataLayoutError, match="image folder .* is missing"):
+        split_celeba(tmp_path / "r")
+
+
+def test_cli_reports_errors_with_exit_status(tmp_path, capsys):
+    assert prepare.main(["split", "celeba", "--root", str(tmp_path)]) == 1
+    assert "list_attr_celeba.csv is missing" in capsys.readouterr().err
+    write_celeba(tmp_path / "ok")
+    assert prepare.main(["split", "celeba", "--root", str(tmp_path / "ok"), "--test-count", "1"]) == 0
+    assert names(tmp_path / "ok" / "test" / "blond")
+
+
+# --------------------------------------------------------------------------- held out
+def test_held_out_faces_are_the_last_by_id_and_never_trained_on(celeba):
+    root, expected = celeba
+    report = split_celeba(root, test_count=2)
+    for domain in ("black", "blond"):
+        train, test = names(root / domain), names(root / "test" / domain)
+        assert test == expected[domain][-2:]
+        assert train == expected[domain][:-2]
+        assert not set(train) & set(test)
+    assert report.test_counts == {"black": 2, "blond": 2}
+    assert report.train_counts == {"black": 8, "blond": 3}
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_changing_test_count_keeps_folders_consistent(celeba, move):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    everything = {p.name: p.read_bytes() for p in images.iterdir()}
+    for test_count in (2, 4, 1, 0, 3):
+        split_celeba(root, test_count=test_count, move=move)
+        for domain in ("black", "blond"):
+            train, test = set(names(root / domain)), set(names(root / "test" / domain))
+            assert not train & test
+            assert sorted(test) == (expected[domain][-test_count:] if test_count else [])
+            assert train | test == set(expected[domain])
+    # nothing lost, whether linked or moved: every face is in the download or a split folder
+    found = {p.name: p.read_bytes() for p in root.rglob("*.jpg")}
+    assert found.keys() == everything.keys() and all(found[n] == everything[n] for n in found)
+
+
+def test_test_count_larger_than_a_domain_is_refused(celeba):
+    root, _ = celeba
+    with pytest.raises(ValueError, match="smaller test_count"):
+        split_celeba(root, test_count=5)  # blond has only 5
+    assert not (root / "black").exists()
+
+
+# --------------------------------------------------------------------------- glasses
+LABELS = {1: 1, 2: 0, 3: 1, 4: 0, 5: 0, 6: 1, 7: 0, 8: 0}
+
+
+def test_glasses_split_skips_unlabelled_ids(tmp_path):
+    write_glasses(tmp_path, LABELS, unlabelled=range(9, 12))
+    report = split_glasses(tmp_path)
+    assert names(tmp_path / "glasses" / "G") == ["face-1.png", "face-3.png", "face-6.png"]
+    assert names(tmp_path / "glasses" / "NoG") == sorted(f"face-{i}.png" for i in (2, 4, 5, 7, 8))
+    assert report.counts == {"G": 3, "NoG": 5}
+    assert report.missing == 0  # face-9..11 have no label: not split, not "missing"
+
+
+def test_glasses_corrections_flip_labels_and_move_stale_links(tmp_path):
+    write_glasses(tmp_path, LABELS)
+    split_glasses(tmp_path, test_count=1)
+    fixes = tmp_path / "fixes.txt"
+    fixes.write_text("id\n# wrong labels found by eye\n1\nface-2\nface-4.png  # a comment\n\n1\n")
+    assert read_corrections(fixes) == {1, 2, 4}
+    report = split_glasses(tmp_path, corrections=fixes, test_count=1)
+    g, nog = tmp_path / "glasses", tmp_path / "glasses"
+    assert names(g / "G") + names(g / "test" / "G") == ["face-2.png", "face-3.png", "face-4.png",
+                                                      "face-6.png"]
+    assert names(nog / "test" / "NoG") == ["face-8.png"]
+    assert "face-1.png" in names(nog / "NoG")
+    assert report.flipped == 3 and report.counts == {"G": 4, "NoG": 4}
+    every = [n for d in ("G", "NoG", "test/G", "test/NoG") for n in names(g / d)]
+    assert len(every) == len(set(every)) == 8  # no face in two folders
+    assert report.removed > 0
+
+
+def test_bad_corrections_are_named(tmp_path):
+    write_glasses(tmp_path, LABELS)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id\n3\nface-x\n")
+    with pytest.raises(ValueError, match=r"line 3: 'face-x'"):
+        split_glasses(tmp_path, corrections=bad)
+    bad.write_text("3\n42\n")
+    with pytest.raises(ValueError, match=r"no label .*\[42\]"):
+        split_glasses(tmp_path, corrections=bad)
+    assert prepare.main(["split", "glasses", "--root", str(tmp_path), "--corrections", str(bad)]) == 1
+
+
+# --------------------------------------------------------------------------- download
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-config"))
+    monkeypatch.setitem(sys.modules, "google.colab", None)
+
+
+def fake_kagglehub(monkeypatch, dataset_download) -> list[str]:
+    calls: list[str] = []
+
+    def download(handle, *args, **kwargs):
+        calls.append(handle)
+        return dataset_download(handle)
+
+    monkeypatch.setitem(sys.modules, "kagglehub", types.SimpleNamespace(dataset_download=download))
+    return calls
+
+
+def test_download_without_credentials_prints_the_manual_steps(tmp_path, no_credentials, monkeypatch,
+                                                               capsys):
+    calls = fake_kagglehub(monkeypatch, lambda h: pytest.fail("must not download"))
+    root = tmp_path / "files"
+    root.mkdir()
+    assert prepare.main(["download", "celeba", "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "No Kaggle credentials" in err
+    assert "https://www.kaggle.com/datasets/jessicali9530/celeba-dataset" in err
+    assert "img_align_celeba/" in err and "unpack" in err
+    assert calls == [] and list(root.iterdir()) == []
+
+
+def test_download_offline_fails_cleanly_without_leaking_the_key(tmp_path, no_credentials, monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "reader")
+    monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-key-0123456789")
+
+    def offline(handle):
+        raise ConnectionError(f"Max retries for https://reader:s3cr3t-key-0123456789@kaggle.com/{handle}")
+
+    fake_kagglehub(monkeypatch, offline)
+    root = tmp_path / "files"
+    with pytest.raises(DownloadError) as err:
+        prepare.download("glasses", root)
+    assert "s3cr3t" not in str(err.value) and "ConnectionError" in str(err.value)
+    assert "jeffheaton/glasses-or-no-glasses" in str(err.value)
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_download_without_kagglehub_installed(tmp_path, no_credentials, monkeypatch):
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "token-not-printed")
+    monkeypatch.setitem(sys.modules, "kagglehub", None)  # the import fails
+    with pytest.raises(DownloadError, match="pip install kagglehub") as err:
+        prepare.download("celeba", tmp_path / "files")
+    assert "token-not-printed" not in str(err.value)
+
+
+def test_download_lays_out_the_cache_and_leaves_it_intact(tmp_path, no_credentials, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "kaggle.json").write_text('{"username": "u", "key": "k"}')
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "cfg"))
+    cache = tmp_path / "kagglehub-cache" / "versions" / "2"
+    expected = write_celeba(cache)
+    before = snapshot(cache / "img_align_celeba" / "img_align_celeba")
+    calls = fake_kagglehub(monkeypatch, lambda handle: str(cache))
+    root = tmp_path / "files"
+    prepare.download("celeba", root)
+    assert calls == ["jessicali9530/celeba-dataset"]
+    assert prepare.layout_problems("celeba", root) == []
+    assert sorted(os.listdir(root)) == ["img_align_celeba", "list_attr_celeba.csv"]  # no staging left
+    assert snapshot(cache / "img_align_celeba" / "img_align_celeba") == before
+    assert split_celeba(root).counts == {"black": len(expected["black"]), "blond": len(expected["blond"])}
+    prepare.download("celeba", root)  # already there: no second download
+    assert len(calls) == 1
+
+
+def test_download_of_an_incomplete_data_set_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "t")
+    cache = tmp_path / "cache"
+    write_glasses(cache, LABELS)
+    (cache / "faces-spring-2020" / "faces-spring-2020").rename(cache / "faces-spring-2020" / "other")
+    fake_kagglehub(monkeypatch, lambda handle: str(cache))
+    root = tmp_path / "files"
+    with pytest.raises(DataLayoutError, match="expected layout"):
+        prepare.download("glasses", root)
+    assert list(root.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- archives
+def make_zip(path: Path, members: dict[str, bytes], symlink: str | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, "/etc/passwd")
+    return path
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ("../evil.txt", "'..'"), ("ok/../../evil.txt", "'..'"), ("..\\evil.txt", "'..'"),
+    ("ok/../inside.txt", "'..'"),  # stays inside, but no honest archive needs it
+    ("/abs/evil.txt", "absolute path"), ("C:\\evil.txt", "absolute path"),
+])
+def test_unsafe_members_are_refused_before_anything_is_written(tmp_path, bad, reason):
+    archive = make_zip(tmp_path / "a.zip", {"fine.txt": b"x", bad: b"evil"})
+    target = tmp_path / "out" / "target"
+    with pytest.raises(UnsafeArchiveError, match=f"{reason}.*nothing was extracted"):
+        safe_extract(archive, target)
+    assert not target.exists() and not (tmp_path / "out" / "evil.txt").exists()
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_symlink_members_are_refused(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"fine.txt": b"x"}, symlink="link")
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        safe_extract(archive, tmp_path / "t")
+
+
+def test_unpack_a_browser_download_into_the_layout(tmp_path, capsys):
+    source = tmp_path / "src"
+    expected = write_celeba(source)
+    members = {p.relative_to(source).as_posix(): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    archive = make_zip(tmp_path / "archive.zip", members)
+    root = tmp_path / "files"
+    assert prepare.main(["unpack", str(archive), "--root", str(root)]) == 0
+    assert "CelebA is in place" in capsys.readouterr().out
+    assert sorted(os.listdir(root)) == ["img_align_celeba", "list_attr_celeba.csv"]
+    assert split_celeba(root).counts["black"] == len(expected["black"])
+    # a bad zip: clear error, nothing half-written in root
+    bad = make_zip(tmp_path / "bad.zip", {"train.csv": b"id,glasses\n1,1\n", "../x": b""})
+    assert prepare.main(["unpack", str(bad), "--root", str(root)]) == 1
+    assert sorted(os.listdir(root)) == ["black", "blond", "img_align_celeba", "list_attr_celeba.csv"]
+
+
+def test_unpack_refuses_to_overwrite_a_partial_layout(tmp_path):
+    source = tmp_path / "src"
+    write_glasses(source, LABELS)
+    members = {p.relative_to(source).as_posix(): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    archive = make_zip(tmp_path / "archive.zip", members)
+    root = tmp_path / "files"
+    (root / "faces-spring-2020").mkdir(parents=True)
+    (root / "faces-spring-2020" / "mine.png").write_bytes(b"reader's file")
+    with pytest.raises(DataLayoutError, match="Nothing was changed"):
+        prepare.unpack(archive, root)
+    assert sorted(os.listdir(root)) == ["faces-spring-2020"]
+    assert (root / "faces-spring-2020" / "mine.png").read_bytes() == b"reader's file"
+
+
+# --------------------------------------------------------------------------- ensure_data
+def test_ensure_data_uses_the_real_download(celeba, capsys, monkeypatch):
+    root, expected = celeba
+    monkeypatch.setitem(sys.modules, "utils.synthetic", None)  # must not be needed
+    choice = ensure_data("celeba", root, test_count=1)
+    assert choice.real and choice.truth is None and choice.root == root
+    assert (choice.domain_A, choice.domain_B) == (root / "black", root / "blond")
+    assert names(choice.test_A) == expected["black"][-1:]
+    assert names(choice.test_B) == expected["blond"][-1:]
+    assert "Using the real CelebA download" in capsys.readouterr().out
+
+
+def _fake_synthetic(monkeypatch) -> list[Path]:
+    """A stand-in generator with the agreed API, to test the marker logic on its own."""
+    calls: list[Path] = []
+
+    def make_celeba(root, count, seed=0):
+        calls.append(Path(root))
+        kinds = (["black", "blond", "both", "neither"] * count)[:count]
+        write_celeba(Path(root), kinds)
+        (Path(root) / "ground_truth" / "celeba").mkdir(parents=True)
+        return Path(root)
+
+    module = types.SimpleNamespace(make_celeba=make_celeba, make_glasses=None)
+    monkeypatch.setitem(sys.modules, "utils.synthetic", module)
+    monkeypatch.setattr(utils, "synthetic", module, raising=False)
+    return calls
+
+
+def test_ensure_data_falls_back_to_synthetic_once(tmp_path, capsys, monkeypatch):
+    calls = _fake_synthetic(monkeypatch)
+    choice = ensure_data("celeba", tmp_path, synthetic_count=12, test_count=2)
+    out = capsys.readouterr().out
+    assert "Using the built-in synthetic faces in" in out and "no CelebA download found" in out
+    assert not choice.real and choice.root == tmp_path / "synthetic"
+    assert choice.domain_A == tmp_path / "synthetic" / "black"
+    assert choice.truth == tmp_path / "synthetic" / "ground_truth" / "celeba"
+    assert len(names(choice.domain_A)) == 6 - 2 and len(names(choice.test_B)) == 2
+    ensure_data("celeba", tmp_path, synthetic_count=12, test_count=2)
+    assert len(calls) == 1  # complete generation reused
+    assert [p.name for p in tmp_path.iterdir()] == ["synthetic"]  # no staging folders left
+    (tmp_path / "synthetic" / prepare.SYNTHETIC_MARKER).unlink()  # as after a crash mid-generation
+    ensure_data("celeba", tmp_path, synthetic_count=12, test_count=2)
+    assert len(calls) == 2
+
+
+def test_ensure_data_with_the_real_synthetic_module(tmp_path):
+    pytest.importorskip("utils.synthetic")
+    choice = ensure_data("celeba", tmp_path, synthetic_count=40, test_count=1)
+    assert not choice.real
+    assert names(choice.domain_A) and names(choice.domain_B) and choice.truth.is_dir()
+    glasses = ensure_data("glasses", tmp_path, synthetic_count=40, test_count=1)
+    assert glasses.domain_A == tmp_path / "synthetic_glasses" / "glasses" / "G"
+    assert names(glasses.domain_A) and names(glasses.domain_B) and names(glasses.test_B)

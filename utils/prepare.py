@@ -1,0 +1,830 @@
+"""Get the data and split it into the two domain folders: listing 6.1, done safely and fast.
+
+Listing 6.1 *moves* each CelebA image into `files/black/` or `files/blond/` in a per-row
+`df.iloc` loop that swallows every error: it destroys the download, cannot be re-run, and
+walks 202,599 rows one at a time. Here the selection is a pair of boolean masks over two
+columns, and each selected image is hard-linked (copied where links are impossible) into
+its folder, so the download stays intact, a second run is a cheap no-op, and missing
+files are counted and named instead of hidden.
+
+Command line (run from the repository root)::
+
+    python -m utils.prepare download celeba|glasses [--root files]
+    python -m utils.prepare unpack archive.zip [--root files]
+    python -m utils.prepare split celeba [--root files] [--test-count N] [--move]
+    python -m utils.prepare split glasses [--root files] [--corrections FILE] [--test-count N]
+
+Notebooks call `ensure_data()`, which uses the real download when it is there and the
+built-in synthetic faces (`utils.synthetic`) otherwise, and says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import numpy as np
+import pandas as pd
+
+from utils.paths import files_dir
+
+PathLike = str | os.PathLike
+
+TMP_SUFFIX = ".prepare-tmp"  # a copy in progress; never trusted, removed by the next run
+SYNTHETIC_MARKER = ".complete.json"  # written last: a generation without it is redone
+MISSING_EXAMPLES = 5
+
+
+class DataLayoutError(FileNotFoundError):
+    """A data file or folder is not where the chapter's layout expects it."""
+
+
+class CSVFormatError(ValueError):
+    """A label CSV cannot be used: unreadable, empty, or without the needed columns/values."""
+
+
+class UnsafeArchiveError(ValueError):
+    """A zip member would land outside the target folder (absolute path, `..`, symlink)."""
+
+
+class DownloadError(RuntimeError):
+    """The Kaggle download could not be done; the message says how to get the data by hand."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where one Kaggle data set lives and how its files are laid out under `files/`."""
+
+    kind: str
+    title: str
+    handle: str
+    csv: str
+    image_dir: str  # relative to root, the chapter's (doubly nested) folder
+    id_column: str
+    label_columns: tuple[str, ...]
+    synthetic_dir: str
+    tree: str  # the expected tree, for the manual steps
+
+    @property
+    def url(self) -> str:
+        return f"https://www.kaggle.com/datasets/{self.handle}"
+
+    @property
+    def top_level(self) -> tuple[str, str]:
+        """The two entries a download puts under root: the CSV and the image folder's top."""
+        return self.csv, PurePosixPath(self.image_dir).parts[0]
+
+
+CELEBA = DatasetSpec(
+    kind="celeba",
+    title="CelebA",
+    handle="jessicali9530/celeba-dataset",
+    csv="list_attr_celeba.csv",
+    image_dir="img_align_celeba/img_align_celeba",
+    id_column="image_id",
+    label_columns=("Black_Hair", "Blond_Hair"),
+    synthetic_dir="synthetic",
+    tree=(
+        "{root}/\n"
+        "  list_attr_celeba.csv          (image_id + 40 attributes, values 1/-1)\n"
+        "  img_align_celeba/\n"
+        "    img_align_celeba/\n"
+        "      000001.jpg ... 202599.jpg  (202,599 JPEG faces)\n"
+        "  (list_bbox_celeba.csv and the other CSVs may stay; they are not used)"
+    ),
+)
+GLASSES = DatasetSpec(
+    kind="glasses",
+    title="Glasses or No Glasses",
+    handle="jeffheaton/glasses-or-no-glasses",
+    csv="train.csv",
+    image_dir="faces-spring-2020/faces-spring-2020",
+    id_column="id",
+    label_columns=("glasses",),
+    synthetic_dir="synthetic_glasses",
+    tree=(
+        "{root}/\n"
+        "  train.csv                     (id, v1 ... v512, glasses; ids 1-4500)\n"
+        "  faces-spring-2020/\n"
+        "    faces-spring-2020/\n"
+        "      face-1.png ... face-5000.png\n"
+        "  (test.csv may stay; it is not used)"
+    ),
+)
+DATASETS = {spec.kind: spec for spec in (CELEBA, GLASSES)}
+
+# The 40 attribute columns of list_attr_celeba.csv, in the file's order (after image_id).
+CELEBA_ATTRIBUTES: tuple[str, ...] = tuple((
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
+    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
+    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
+    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
+    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split())
+
+
+def dataset_spec(kind: str) -> DatasetSpec:
+    """The layout of `kind` ("celeba" or "glasses"), or a clear error for anything else."""
+    try:
+        return DATASETS[kind]
+    except KeyError:
+        raise ValueError(f"Unknown data set {kind!r}: choose one of {sorted(DATASETS)}.") from None
+
+
+# --------------------------------------------------------------------------- messages
+def manual_steps(kind: str, root: PathLike) -> str:
+    """What a reader does by hand when the automatic download is impossible."""
+    spec = dataset_spec(kind)
+    root = Path(root)
+    return (
+        f"To get {spec.title} by hand:\n"
+        f"  1. Sign in at https://www.kaggle.com and open {spec.url}\n"
+        f"  2. Click 'Download' and save the zip (Kaggle names it archive.zip).\n"
+        f"  3. Unpack it safely into the layout below:\n"
+        f"       python -m utils.prepare unpack PATH/TO/archive.zip --root {root}\n"
+        f"     or unzip it yourself so that you get exactly this tree:\n"
+        + "\n".join("       " + line for line in spec.tree.format(root=root).splitlines())
+        + "\n"
+        f"To let `python -m utils.prepare download {kind}` fetch it instead, create a Kaggle API\n"
+        f"token (kaggle.com -> Settings -> API -> Create New Token) and either save kaggle.json\n"
+        f"in ~/.kaggle/ (Windows: C:\\Users\\<you>\\.kaggle\\), or set KAGGLE_USERNAME and\n"
+        f"KAGGLE_KEY (or KAGGLE_API_TOKEN), or on Colab add them as notebook secrets."
+    )
+
+
+def layout_problems(kind: str, root: PathLike) -> list[str]:
+    """Why `root` does not hold the download of `kind` (an empty list: it does)."""
+    spec = dataset_spec(kind)
+    root = Path(root)
+    problems = []
+    if not (root / spec.csv).is_file():
+        problems.append(f"{root / spec.csv} is missing")
+    image_dir = root / spec.image_dir
+    if not image_dir.is_dir():
+        single = root / PurePosixPath(spec.image_dir).parts[0]
+        hint = ""
+        if single.is_dir() and any(single.glob("*.[jp][pn]g")):
+            hint = (f" ({single} holds the images directly; the chapter's layout nests them "
+                    f"in a second folder of the same name: move them into {image_dir})")
+        problems.append(f"the image folder {image_dir} is missing{hint}")
+    elif not any(image_dir.iterdir()):
+        problems.append(f"the image folder {image_dir} is empty")
+    return problems
+
+
+def _missing_data_error(spec: DatasetSpec, root: Path, problems: list[str]) -> DataLayoutError:
+    return DataLayoutError(
+        f"No {spec.title} download in {root}: {'; '.join(problems)}.\n"
+        f"Fix: python -m utils.prepare download {spec.kind} --root {root}\n"
+        + manual_steps(spec.kind, root)
+    )
+
+
+# --------------------------------------------------------------------------- CSVs
+def _read_label_csv(spec: DatasetSpec, root: Path, allowed: set[int]) -> pd.DataFrame:
+    """The id column and the label columns of `spec`'s CSV, validated; nothing else is read."""
+    path = root / spec.csv
+    if not path.is_file():
+        raise _missing_data_error(spec, root, layout_problems(spec.kind, root) or [f"{path} is missing"])
+    columns = [spec.id_column, *spec.label_columns]
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+        missing = [c for c in columns if c not in header]
+        if missing:
+            found = ", ".join(map(str, header[:6])) + (" ..." if len(header) > 6 else "")
+            raise CSVFormatError(f"{path} lacks the column(s) {missing} needed for the {spec.kind} split "
+                                 f"(its columns: {found}). Is it the {spec.title} file {spec.csv} "
+                                 f"from {spec.url}?")
+        frame = pd.read_csv(path, usecols=columns, dtype={spec.id_column: str})
+    except pd.errors.EmptyDataError:
+        raise CSVFormatError(f"{path} is empty; expected the {spec.title} CSV with columns "
+                             f"{columns}. Download it again ({spec.url}).") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise CSVFormatError(f"{path} is not a readable CSV file ({type(err).__name__}); expected the "
+                             f"{spec.title} CSV with columns {columns}. Download it again "
+                             f"({spec.url}).") from None
+    if frame.empty:
+        raise CSVFormatError(f"{path} has a header but no rows. Download it again ({spec.url}).")
+    ids = frame[spec.id_column]
+    bad_ids = ids.isna() | ids.str.contains(r"[/\\]|^\.\.?$", regex=True, na=True)
+    if bad_ids.any():
+        raise CSVFormatError(f"{path}: {int(bad_ids.sum())} row(s) have an empty or path-like "
+                             f"{spec.id_column} (e.g. {ids[bad_ids].head(3).tolist()}).")
+    for column in spec.label_columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = ~values.isin(sorted(allowed))
+        if bad.any():
+            examples = frame[column][bad].head(3).tolist()
+            raise CSVFormatError(f"{path}: column {column} must hold only {sorted(allowed)}; "
+                                 f"{int(bad.sum())} row(s) do not (e.g. {examples}).")
+        frame[column] = values.astype(np.int8)
+    return frame
+
+
+def read_celeba_attributes(root: PathLike) -> pd.DataFrame:
+    """`image_id`, `Black_Hair`, `Blond_Hair` of `root/list_attr_celeba.csv` (values 1/-1)."""
+    return _read_label_csv(CELEBA, Path(root), {1, -1})
+
+
+def read_glasses_labels(root: PathLike) -> pd.DataFrame:
+    """`id` (int) and `glasses` (0/1) of `root/train.csv`; unlabelled ids simply have no row."""
+    frame = _read_label_csv(GLASSES, Path(root), {0, 1})
+    ids = pd.to_numeric(frame["id"], errors="coerce")
+    bad = ids.isna() | (ids != ids.round())
+    if bad.any():
+        raise CSVFormatError(f"{Path(root) / GLASSES.csv}: column id must hold whole numbers "
+                             f"(e.g. {frame['id'][bad].head(3).tolist()}).")
+    frame["id"] = ids.astype(np.int64)
+    return frame
+
+
+def select_celeba(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Listing 6.1's rule, vectorised: Black_Hair == 1 -> black; else Blond_Hair == 1 -> blond.
+
+    Black wins when both are set, as in the chapter's if/elif. Ids come back sorted so the
+    held-out faces (the last ones) are the same on every run.
+    """
+    black = frame["Black_Hair"].to_numpy() == 1
+    blond = (frame["Blond_Hair"].to_numpy() == 1) & ~black
+    ids = frame["image_id"].to_numpy(dtype=object)
+    return {"black": np.sort(ids[black]).tolist(), "blond": np.sort(ids[blond]).tolist()}
+
+
+def read_corrections(path: PathLike) -> set[int]:
+    """Ids whose glasses label is wrong, from a small text or CSV file.
+
+    Format: one id per line, written `17`, `face-17` or `face-17.png`; in a CSV only the
+    first field counts and a header line `id` is allowed; blank lines and `#` comments are
+    ignored; an id listed twice counts once (the label is flipped once, never back).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Corrections file {path} does not exist.")
+    ids: set[int] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        token = line.split("#", 1)[0].split(",", 1)[0].strip().strip('"')
+        if not token or (number == 1 and token.lower() == "id") or token.lower() == "id":
+            continue
+        stem = token.removesuffix(".png").removeprefix("face-")
+        if not stem.isdigit():
+            raise ValueError(f"{path}, line {number}: {token!r} is not a face id "
+                             "(write 17, face-17 or face-17.png, one per line).")
+        ids.add(int(stem))
+    return ids
+
+
+def select_glasses(frame: pd.DataFrame, flip: Iterable[int] = ()) -> dict[str, list[str]]:
+    """glasses == 1 -> G, 0 -> NoG, with the labels of the ids in `flip` inverted."""
+    label = frame["glasses"].to_numpy() == 1
+    label ^= frame["id"].isin(list(flip)).to_numpy()
+    ids = frame["id"].to_numpy()
+    return {domain: [f"face-{i}.png" for i in np.sort(ids[mask])]
+            for domain, mask in (("G", label), ("NoG", ~label))}
+
+
+# --------------------------------------------------------------------------- placing files
+@dataclass
+class SplitReport:
+    """What a split did: the counts the rule gives, where the faces went, and file actions."""
+
+    kind: str
+    root: Path
+    counts: dict[str, int]  # faces the rule selects per domain (training + held out)
+    test_counts: dict[str, int]  # of those, held out per domain
+    folders: dict[str, Path]  # domain -> training folder
+    test_folders: dict[str, Path] = field(default_factory=dict)  # empty when nothing is held out
+    linked: int = 0
+    copied: int = 0
+    moved: int = 0
+    skipped: int = 0  # already in place from an earlier run
+    missing: int = 0  # listed in the CSV, absent from the image folder
+    missing_examples: list[str] = field(default_factory=list)
+    removed: int = 0  # our links/copies taken out of a folder they no longer belong in
+    restored: int = 0  # files an earlier --move took out, put back into the download
+    flipped: int = 0  # glasses labels inverted by the corrections file
+
+    @property
+    def train_counts(self) -> dict[str, int]:
+        return {d: n - self.test_counts.get(d, 0) for d, n in self.counts.items()}
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n:,} {d}" for d, n in self.counts.items())
+        lines = [f"{self.kind} split in {self.root}: {counts}"
+                 + (f" ({self.flipped:,} labels flipped by the corrections)" if self.flipped else "")]
+        lines.append("  training: " + ", ".join(f"{self.folders[d]} ({n:,})"
+                                               for d, n in self.train_counts.items()))
+        if self.test_folders:
+            lines.append("  held out: " + ", ".join(f"{self.test_folders[d]} ({n:,})"
+                                                   for d, n in self.test_counts.items()))
+        actions = (f"  files: {self.linked:,} linked, {self.copied:,} copied, {self.moved:,} moved, "
+                   f"{self.skipped:,} already there")
+        if self.removed or self.restored:
+            actions += f", {self.removed:,} removed from a folder they no longer belong in"
+            actions += f", {self.restored:,} put back into the download" if self.restored else ""
+        lines.append(actions)
+        if self.missing:
+            lines.append(f"  WARNING: {self.missing:,} image(s) listed in the CSV are not in the image "
+                         f"folder (e.g. {', '.join(self.missing_examples)}); the download may be incomplete.")
+        return "\n".join(lines)
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    """Copy under a temporary name, then rename: a crash never leaves a half file that looks done."""
+    tmp = dst.with_name(dst.name + TMP_SUFFIX)
+    shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def link_or_copy(src: Path, dst: Path) -> str:
+    """Hard-link `src` to `dst`, or copy it where links fail (FAT, cross-device, some Windows shares).
+
+    Returns "linked" or "copied". The source is never modified.
+    """
+    try:
+        os.link(src, dst)
+        return "linked"
+    except FileExistsError:
+        raise
+    except OSError:
+        _copy_atomic(src, dst)
+        return "copied"
+
+
+def _listdir(folder: Path) -> set[str]:
+    return set(os.listdir(folder)) if folder.is_dir() else set()
+
+
+def _place(report: SplitReport, plan: dict[Path, list[str]], image_dir: Path, known: set[str],
+           move: bool) -> None:
+    """Make each folder of `plan` hold exactly its planned files (among the CSV-known names).
+
+    A known name sitting in one of our folders where the plan no longer wants it (another
+    test_count, a corrected label) is removed there: it is our link or copy, the download
+    still has the file. If an earlier `--move` took the file out of the download, it goes
+    back there instead, so nothing is ever lost. Files with unknown names are left alone.
+    """
+    available = _listdir(image_dir)
+    present: dict[Path, set[str]] = {}
+    for folder, wanted_list in plan.items():
+        existing = _listdir(folder)
+        for name in [n for n in existing if n.endswith(TMP_SUFFIX)]:
+            (folder / name).unlink()
+            existing.discard(name)
+        stale = (existing & known) - set(wanted_list)
+        for name in sorted(stale):
+            if name in available:
+                (folder / name).unlink()
+                report.removed += 1
+            else:
+                os.replace(folder / name, image_dir / name)
+                available.add(name)
+                report.restored += 1
+        present[folder] = existing - stale
+    missing: list[str] = []
+    for folder, wanted_list in plan.items():
+        todo = [n for n in wanted_list if n not in present[folder]]
+        report.skipped += len(wanted_list) - len(todo)
+        if not todo:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in todo:
+            if name not in available:
+                missing.append(name)
+                continue
+            src, dst = image_dir / name, folder / name
+            if move:
+                shutil.move(src, dst)
+                available.discard(name)
+                report.moved += 1
+            else:
+                try:
+                    action = link_or_copy(src, dst)
+                except FileExistsError:
+                    report.skipped += 1
+                    continue
+                setattr(report, action, getattr(report, action) + 1)
+    report.missing = len(missing)
+    report.missing_examples = sorted(missing)[:MISSING_EXAMPLES]
+
+
+def _split(spec: DatasetSpec, root: Path, selection: dict[str, list[str]], known: set[str],
+           out_dir: Path, test_dir: Path, test_count: int, move: bool, flipped: int = 0) -> SplitReport:
+    if test_count < 0:
+        raise ValueError(f"test_count must be >= 0, got {test_count}.")
+    for domain, names in selection.items():
+        if test_count and len(names) <= test_count:
+            raise ValueError(f"test_count={test_count} would hold out every {domain!r} face "
+                             f"(the rule selects only {len(names)}); choose a smaller test_count.")
+    image_dir = root / spec.image_dir
+    if not image_dir.is_dir():
+        raise _missing_data_error(spec, root, layout_problems(spec.kind, root))
+    folders = {d: out_dir / d for d in selection}
+    test_folders = {d: test_dir / d for d in selection}
+    plan: dict[Path, list[str]] = {}
+    for domain, names in selection.items():
+        cut = len(names) - test_count
+        plan[folders[domain]] = names[:cut]
+        plan[test_folders[domain]] = names[cut:]
+    report = SplitReport(
+        kind=spec.kind, root=root, counts={d: len(n) for d, n in selection.items()},
+        test_counts={d: min(test_count, len(n)) for d, n in selection.items()},
+        folders=folders, test_folders=test_folders if test_count else {}, flipped=flipped,
+    )
+    _place(report, plan, image_dir, known, move)
+    print(report.summary())
+    return report
+
+
+def split_celeba(root: PathLike, *, test_count: int = 0, move: bool = False) -> SplitReport:
+    """Listing 6.1: faces with black hair -> `root/black/`, blond -> `root/blond/`.
+
+    The download in `root/img_align_celeba/img_align_celeba/` is left intact (hard links,
+    or copies where links fail) unless `move=True`. The last `test_count` faces of each
+    domain by id go to `root/test/black/` and `root/test/blond/` instead, never into
+    training. Re-running skips what is already in place and repairs what a different
+    `test_count` left in the wrong folder.
+    """
+    root = Path(root)
+    frame = read_celeba_attributes(root)
+    selection = select_celeba(frame)
+    known = set(frame["image_id"].tolist())
+    return _split(CELEBA, root, selection, known, root, root / "test", test_count, move)
+
+
+def split_glasses(root: PathLike, *, corrections: PathLike | None = None, test_count: int = 0,
+                  move: bool = False) -> SplitReport:
+    """Exercise 6.2's split: glasses == 1 -> `root/glasses/G/`, 0 -> `root/glasses/NoG/`.
+
+    Only ids with a row in `train.csv` are split (the unlabelled ones have none). About 10%
+    of the labels are wrong: list the ids to flip in a `corrections` file (see
+    `read_corrections` for its format). Held-out faces go to `root/glasses/test/G|NoG/`.
+    """
+    root = Path(root)
+    frame = read_glasses_labels(root)
+    flip = read_corrections(corrections) if corrections is not None else set()
+    unknown = sorted(flip - set(frame["id"].tolist()))
+    if unknown:
+        raise ValueError(f"Corrections file {corrections} lists id(s) with no label in "
+                         f"{root / GLASSES.csv}: {unknown[:10]}. Only labelled faces can be flipped.")
+    selection = select_glasses(frame, flip)
+    known = {f"face-{i}.png" for i in frame["id"].tolist()}
+    out = root / "glasses"
+    return _split(GLASSES, root, selection, known, out, out / "test", test_count, move, len(flip))
+
+
+# --------------------------------------------------------------------------- archives
+def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
+    """The path parts of a zip member, or UnsafeArchiveError if it could escape the target."""
+    name = info.filename
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise UnsafeArchiveError(f"refusing the symbolic link {name!r}")
+    windows = PureWindowsPath(name)
+    if name.startswith(("/", "\\")) or windows.drive or windows.is_absolute():
+        raise UnsafeArchiveError(f"refusing the absolute path {name!r}")
+    parts = tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise UnsafeArchiveError(f"refusing {name!r}: it climbs out of the target folder with '..'")
+    return parts
+
+
+def safe_extract(zip_path: PathLike, target: PathLike) -> list[Path]:
+    """Extract a zip so that no member lands outside `target`; check every member first.
+
+    Absolute paths, `..` components and symbolic links are refused before anything is
+    written, so a bad archive leaves nothing behind.
+    """
+    zip_path, target = Path(zip_path), Path(target)
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise UnsafeArchiveError(f"{zip_path} is not a readable zip file ({err}).") from None
+    base = target.resolve()
+    written = []
+    with archive:
+        members = []
+        for info in archive.infolist():
+            try:
+                parts = _member_parts(info)
+            except UnsafeArchiveError as err:
+                raise UnsafeArchiveError(f"{zip_path}: {err}; nothing was extracted.") from None
+            if parts:
+                dest = target.joinpath(*parts)
+                if not dest.resolve().is_relative_to(base):
+                    raise UnsafeArchiveError(f"{zip_path}: {info.filename!r} would land outside "
+                                             f"{target}; nothing was extracted.")
+                members.append((info, dest))
+        for info, dest in members:
+            if info.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            written.append(dest)
+    return written
+
+
+def _find_dataset_root(folder: Path, spec: DatasetSpec, depth: int = 3) -> Path | None:
+    """The folder under `folder` (itself or up to `depth` levels down) that holds `spec`'s CSV."""
+    level = [folder]
+    for _ in range(depth + 1):
+        for candidate in level:
+            if (candidate / spec.csv).is_file():
+                return candidate
+        # scandir's is_dir() needs no stat per entry: cheap even beside 202,599 images
+        level = sorted(Path(e.path) for c in level for e in os.scandir(c) if e.is_dir())
+    return None
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    for dirpath, _dirnames, filenames in os.walk(src):
+        here = dst / Path(dirpath).relative_to(src)
+        here.mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            link_or_copy(Path(dirpath) / name, here / name)
+
+
+def _check_targets_free(spec: DatasetSpec, root: Path) -> None:
+    taken = [root / name for name in spec.top_level if (root / name).exists()]
+    if taken:
+        raise DataLayoutError(
+            f"{root} already holds {', '.join(map(str, taken))} but not a complete {spec.title} "
+            f"download ({'; '.join(layout_problems(spec.kind, root))}). Nothing was changed: move "
+            f"{'it' if len(taken) == 1 else 'them'} elsewhere (or finish the layout by hand) and retry.")
+
+
+def _install(spec: DatasetSpec, source: Path, root: Path, staging: Path, *, link: bool) -> None:
+    """Bring the CSV and image folder of a dataset found at `source` into `root`, all or nothing.
+
+    `source` is a kagglehub cache folder (linked/copied into `staging`) or already a folder
+    inside `staging` (an unpacked zip). Only when the staged layout is complete are its two
+    entries renamed into `root`.
+    """
+    found = _find_dataset_root(source, spec)
+    if found is None:
+        raise DataLayoutError(f"No {spec.csv} found in {source}: is it the {spec.title} archive "
+                              f"({spec.url})?")
+    if link:
+        for name in spec.top_level:
+            if (found / name).is_dir():
+                _link_tree(found / name, staging / name)
+            elif (found / name).is_file():
+                link_or_copy(found / name, staging / name)
+        found = staging
+    problems = layout_problems(spec.kind, found)
+    if problems:
+        raise DataLayoutError(f"The {spec.title} data in {source} does not have the expected layout: "
+                              f"{'; '.join(problems)}.\nExpected:\n{spec.tree.format(root=root)}")
+    # the image folder first, the CSV last: the layout counts as present only with both
+    for name in reversed(spec.top_level):
+        os.replace(found / name, root / name)
+
+
+def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None = None) -> Path:
+    """Unpack a Kaggle zip downloaded by hand into `root`'s layout, safely and all-or-nothing.
+
+    `kind` is guessed from the archive's CSV when not given. Returns `root`.
+    """
+    zip_path, root = Path(zip_path), Path(root) if root is not None else files_dir()
+    if not zip_path.is_file():
+        raise FileNotFoundError(f"{zip_path} does not exist.")
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+    try:
+        extracted = staging / "extracted"
+        safe_extract(zip_path, extracted)
+        specs = [dataset_spec(kind)] if kind else list(DATASETS.values())
+        spec = next((s for s in specs if _find_dataset_root(extracted, s)), None)
+        if spec is None:
+            raise DataLayoutError(f"{zip_path} holds neither {' nor '.join(s.csv for s in specs)}: "
+                                  "is it the right Kaggle archive?\n"
+                                  + "\n".join(s.url for s in specs))
+        if not layout_problems(spec.kind, root):
+            print(f"{spec.title} is already in place in {root}; nothing to do.")
+            return root
+        _check_targets_free(spec, root)
+        _install(spec, extracted, root, staging, link=False)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(_in_place_message(spec, root))
+    return root
+
+
+def _in_place_message(spec: DatasetSpec, root: Path) -> str:
+    count = sum(1 for _ in os.scandir(root / spec.image_dir))
+    return (f"{spec.title} is in place: {root / spec.csv}, {root / spec.image_dir} ({count:,} files).\n"
+            f"Next: python -m utils.prepare split {spec.kind} --root {root}")
+
+
+# --------------------------------------------------------------------------- download
+def kaggle_credentials_source() -> str | None:
+    """Where Kaggle credentials would come from (a description, never the token), or None."""
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return "the KAGGLE_API_TOKEN environment variable"
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return "the KAGGLE_USERNAME/KAGGLE_KEY environment variables"
+    folder = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
+    for name in ("kaggle.json", "access_token", "access_token.txt"):
+        if (folder / name).is_file():
+            return str(folder / name)
+    try:  # Colab secrets (the reader grants access once per notebook)
+        from google.colab import userdata  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    for names in (("KAGGLE_API_TOKEN",), ("KAGGLE_USERNAME", "KAGGLE_KEY")):
+        try:
+            if all(userdata.get(n) for n in names):  # kagglehub reads them there itself
+                return "Colab secrets " + "/".join(names)
+        except Exception:  # noqa: BLE001 - a secret not granted or not defined: try the next
+            continue
+    return None
+
+
+def _scrub(text: str) -> str:
+    """Remove anything that looks like the reader's Kaggle key from a message."""
+    secrets = [os.environ.get(n, "") for n in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
+    for secret in secrets:
+        if len(secret) >= 8:
+            text = text.replace(secret, "***")
+    return text
+
+
+def download(kind: str, root: PathLike | None = None) -> Path:
+    """Fetch `kind` from Kaggle with kagglehub and lay it out under `root`, all or nothing.
+
+    kagglehub keeps the files in its cache (~/.cache/kagglehub); they are hard-linked (or
+    copied) into a staging folder inside `root` and renamed into place only once the
+    layout is complete. Without credentials, without kagglehub, or offline: DownloadError
+    with the manual steps, and `root` is left as it was.
+    """
+    spec = dataset_spec(kind)
+    root = Path(root) if root is not None else files_dir()
+    if not layout_problems(kind, root):
+        print(f"{spec.title} is already in place in {root}; nothing to download.")
+        return root
+    _check_targets_free(spec, root)
+    source = kaggle_credentials_source()
+    if source is None:
+        raise DownloadError(f"No Kaggle credentials found, so {spec.title} cannot be downloaded "
+                            f"automatically.\n{manual_steps(kind, root)}")
+    try:
+        import kagglehub
+    except ImportError:
+        raise DownloadError(f"The kagglehub package is not installed (pip install kagglehub).\n"
+                            f"{manual_steps(kind, root)}") from None
+    print(f"Downloading {spec.handle} with kagglehub (credentials from {source}) ...")
+    try:
+        fetched = Path(kagglehub.dataset_download(spec.handle))
+    except Exception as err:  # noqa: BLE001 - network, HTTP 401/403/404, disk: all end the same way
+        raise DownloadError(f"The download of {spec.handle} failed: {_scrub(f'{type(err).__name__}: {err}')}"
+                            f"\nCheck the connection and the credentials, or get it by hand.\n"
+                            f"{manual_steps(kind, root)}") from None
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".download-{kind}-", dir=root))
+    try:
+        if fetched.is_dir() and _find_dataset_root(fetched, spec):
+            _install(spec, fetched, root, staging, link=True)
+        else:  # some kagglehub versions/paths hand back the archive itself
+            zips = [fetched] if fetched.is_file() else sorted(fetched.glob("*.zip"))
+            if not zips:
+                raise DataLayoutError(f"kagglehub returned {fetched}, which holds neither {spec.csv} "
+                                      f"nor a zip.\n{manual_steps(kind, root)}")
+            safe_extract(zips[0], staging / "extracted")
+            _install(spec, staging / "extracted", root, staging, link=False)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(_in_place_message(spec, root))
+    return root
+
+
+# --------------------------------------------------------------------------- notebooks
+@dataclass(frozen=True)
+class DataChoice:
+    """Which faces the notebooks train on, and where the two domains and held-out faces are."""
+
+    real: bool
+    root: Path
+    domain_A: Path
+    domain_B: Path
+    test_A: Path | None
+    test_B: Path | None
+    truth: Path | None  # ground_truth/<kind> of the synthetic faces; None for real data
+
+
+def _ensure_synthetic(kind: str, folder: Path, count: int, seed: int) -> None:
+    """Generate the synthetic faces into `folder` unless a complete generation is there."""
+    marker = folder / SYNTHETIC_MARKER
+    wanted = {"kind": kind, "count": count, "seed": seed}
+    try:
+        if json.loads(marker.read_text(encoding="utf-8")) == wanted:
+            return
+    except (OSError, ValueError):
+        pass  # no marker or a damaged one: the folder is not trusted
+    from utils import synthetic
+
+    make = synthetic.make_celeba if kind == "celeba" else synthetic.make_glasses
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        print(f"Generating {count:,} synthetic {kind} faces in {folder} ...")
+        make(staging, count, seed=seed)
+        (staging / SYNTHETIC_MARKER).write_text(json.dumps(wanted), encoding="utf-8")
+        if folder.exists():  # an interrupted or different generation: ours to replace
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}-old-", dir=folder.parent))
+            os.replace(folder, old / folder.name)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def ensure_data(kind: str = "celeba", root: PathLike | None = None, *, synthetic_count: int | None = None,
+                test_count: int = 10, seed: int = 0) -> DataChoice:
+    """The two domain folders a notebook trains on: the real download if present, else synthetic.
+
+    Real data: `root` (default `files/`) holds the Kaggle layout; it is split (a cheap
+    no-op when already split). Otherwise the built-in synthetic faces are generated once
+    under `root/synthetic/` (glasses: `root/synthetic_glasses/`), `synthetic_count` of
+    them (default 1000, 200 with CH06_FAST=1), and split the same way. Prints which.
+    """
+    spec = dataset_spec(kind)
+    root = Path(root) if root is not None else files_dir()
+    problems = layout_problems(kind, root)
+    # an image folder emptied by an earlier `split --move` still counts: its faces are split
+    real = (root / spec.csv).is_file() and (root / spec.image_dir).is_dir()
+    split = split_celeba if kind == "celeba" else split_glasses
+    if real:
+        print(f"Using the real {spec.title} download in {root}.")
+        data_root, truth = root, None
+    else:
+        if synthetic_count is None:
+            from utils.runtime import fast_mode
+
+            synthetic_count = 200 if fast_mode() else 1000
+        data_root = root / spec.synthetic_dir
+        _ensure_synthetic(kind, data_root, synthetic_count, seed)
+        truth = data_root / "ground_truth" / kind
+        print(f"Using the built-in synthetic faces in {data_root}: no {spec.title} download found in "
+              f"{root} ({'; '.join(problems)}); see notebook 01 to get it.")
+    report = split(data_root, test_count=test_count)
+    domain_A, domain_B = report.folders.values()
+    test_A, test_B = report.test_folders.values() if report.test_folders else (None, None)
+    return DataChoice(real=real, root=data_root, domain_A=domain_A, domain_B=domain_B,
+                      test_A=test_A, test_B=test_B, truth=truth)
+
+
+# --------------------------------------------------------------------------- command line
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m utils.prepare", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    root_help = "the data folder (default: files/, or $CH06_FILES)"
+    p = sub.add_parser("download", help="fetch a Kaggle data set with kagglehub (needs credentials)")
+    p.add_argument("kind", choices=sorted(DATASETS))
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p = sub.add_parser("unpack", help="unpack a Kaggle zip downloaded by hand, safely")
+    p.add_argument("zip", type=Path)
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p.add_argument("--kind", choices=sorted(DATASETS), default=None, help="default: guessed from the zip")
+    p = sub.add_parser("split", help="link the faces into the two domain folders")
+    p.add_argument("kind", choices=sorted(DATASETS))
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p.add_argument("--test-count", type=int, default=0, help="faces per domain held out (the last by id)")
+    p.add_argument("--move", action="store_true",
+                   help="move instead of link/copy (the chapter's way: saves disk, empties the download)")
+    p.add_argument("--corrections", type=Path, default=None,
+                   help="glasses only: a file of face ids whose label is wrong (one per line)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (0 done, 1 the data or download failed)."""
+    args = _parser().parse_args(argv)
+    root = args.root if args.root is not None else files_dir()
+    try:
+        if args.command == "download":
+            download(args.kind, root)
+        elif args.command == "unpack":
+            unpack(args.zip, root, kind=args.kind)
+        elif args.kind == "celeba":
+            if args.corrections is not None:
+                raise ValueError("--corrections applies to the glasses split only.")
+            split_celeba(root, test_count=args.test_count, move=args.move)
+        else:
+            split_glasses(root, corrections=args.corrections, test_count=args.test_count, move=args.move)
+    except (DownloadError, OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
