@@ -32,11 +32,15 @@ import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import asdict, dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import torch  # noqa: E402
 
 from utils.paths import files_dir  # noqa: E402
+
+if TYPE_CHECKING:
+    from utils.prepare import DataChoice
+    from utils.train import TrainConfig
 
 PathLike = str | os.PathLike
 
@@ -140,6 +144,52 @@ def _write_json(data: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def train_config(settings: DemoSettings, data: DataChoice, run: PathLike, *, minutes: float | None,
+                 seed: int = 0, device: str | torch.device | None = None) -> TrainConfig:
+    """The `utils.train` configuration of the demo: the chapter's networks and losses at `settings`."""
+    from utils.train import TrainConfig
+
+    return TrainConfig(
+        domain_a=data.domain_A, domain_b=data.domain_B, out=run, image_size=settings.image_size,
+        batch_size=settings.batch_size, iterations=settings.iterations, minutes=minutes,
+        lr=settings.lr, betas=settings.betas, lambda_cycle=settings.lambda_cycle,
+        lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
+        decay_from=settings.decay_from, num_features=settings.num_features,
+        num_residuals=settings.num_residuals, disc_features=settings.disc_features,
+        checkpoint_every=max(1, settings.iterations // 4), sample_every=max(1, settings.iterations // 8),
+        seed=seed, device=None if device is None else str(device),
+    )
+
+
+def score(gen_A: torch.nn.Module, gen_B: torch.nn.Module, data: DataChoice, image_size: int, *,
+          device: str | torch.device = "cpu", seed: int = 0) -> tuple[dict[str, dict], str]:
+    """Held-out scores per direction and what they were measured against.
+
+    Synthetic faces: against the ground-truth renders. Real photos have none, so a small
+    domain classifier trained on the real training faces judges the translations instead.
+    """
+    from utils.evaluate import evaluate_with_truth, evaluate_without_truth
+
+    if data.truth is not None:
+        return (evaluate_with_truth(gen_A, gen_B, data.test_A, data.test_B, data.truth,
+                                    image_size=image_size, device=device),
+                "ground truth of the synthetic faces (held-out faces)")
+    return (evaluate_without_truth(gen_A, gen_B, data.test_A, data.test_B, train_A=data.domain_A,
+                                   train_B=data.domain_B, image_size=image_size, device=device, seed=seed),
+            "a domain classifier trained on real faces (no ground truth for real photos)")
+
+
+def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
+    """The real CelebA download in files/ if there is one, else the synthetic faces; split, held out."""
+    from utils.prepare import ensure_data
+
+    data = ensure_data("celeba", synthetic_count=settings.synthetic_count, test_count=settings.test_count,
+                       seed=seed)
+    if data.test_A is None or data.test_B is None:
+        raise RuntimeError(f"No held-out faces were split off in {data.root}; the demo needs them to score.")
+    return data
+
+
 def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, iterations: int | None = None,
              seed: int = 0, device: str | torch.device | None = None, fast: bool | None = None,
              progress: bool = True) -> dict[str, Any]:
@@ -154,11 +204,10 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
     matplotlib.use("Agg")  # files only: the demo may run where there is no display
     import matplotlib.pyplot as plt
 
-    from utils.evaluate import evaluate_with_truth, evaluate_without_truth, format_table
-    from utils.prepare import ensure_data
+    from utils.evaluate import format_table
     from utils.runtime import describe, fast_mode, pick_device
     from utils.show import plot_history
-    from utils.train import TrainConfig, train
+    from utils.train import train
 
     started = time.monotonic()
     if minutes <= EVALUATION_RESERVE_MINUTES:
@@ -170,10 +219,7 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
     device = pick_device(str(device) if device is not None else None)
     print(f"CycleGAN demo: {describe(device)}")
 
-    data = ensure_data("celeba", synthetic_count=settings.synthetic_count, test_count=settings.test_count,
-                       seed=seed)
-    if data.test_A is None or data.test_B is None:
-        raise RuntimeError(f"No held-out faces were split off in {data.root}; the demo needs them to score.")
+    data = demo_data(settings, seed)
 
     out.mkdir(parents=True, exist_ok=True)
     run = out / "run"
@@ -183,31 +229,14 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
     if train_minutes <= 0:
         raise ValueError(f"--minutes {minutes} leaves no time to train: preparing the data took "
                          f"{spent:.1f} min. Give more minutes.")
-    config = TrainConfig(
-        domain_a=data.domain_A, domain_b=data.domain_B, out=run, image_size=settings.image_size,
-        batch_size=settings.batch_size, iterations=settings.iterations, minutes=train_minutes,
-        lr=settings.lr, betas=settings.betas, lambda_cycle=settings.lambda_cycle,
-        lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
-        decay_from=settings.decay_from, num_features=settings.num_features,
-        num_residuals=settings.num_residuals, disc_features=settings.disc_features,
-        checkpoint_every=max(1, settings.iterations // 4), sample_every=max(1, settings.iterations // 8),
-        seed=seed, device=str(device),
-    )
+    config = train_config(settings, data, run, minutes=train_minutes, seed=seed, device=device)
     print(f"Training {settings.iterations:,} iterations of {settings.batch_size} pairs at "
           f"{settings.image_size} px for at most {train_minutes:.1f} min ...")
     result = train(config, progress=progress)
     trained_minutes = float(result.history["seconds"].iloc[-1]) / 60 if len(result.history) else 0.0
 
     gens = (result.gen_A, result.gen_B)
-    if data.truth is not None:
-        scores = evaluate_with_truth(*gens, data.test_A, data.test_B, data.truth,
-                                     image_size=settings.image_size, device=device)
-        scored_by = "ground truth of the synthetic faces (held-out faces)"
-    else:
-        scores = evaluate_without_truth(*gens, data.test_A, data.test_B, train_A=data.domain_A,
-                                        train_B=data.domain_B, image_size=settings.image_size,
-                                        device=device, seed=seed)
-        scored_by = "a domain classifier trained on real faces (no ground truth for real photos)"
+    scores, scored_by = score(*gens, data, settings.image_size, device=device, seed=seed)
 
     grids = _save_grids(*gens, {"training": (data.domain_A, data.domain_B),
                                 "held_out": (data.test_A, data.test_B)}, out, settings.image_size)
@@ -244,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line of `make demo`."""
     parser = argparse.ArgumentParser(prog="python -m utils.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
-                        help=f"cap on the whole demo, data and scoring included (default {DEFAULT_MINUTES:g})")
+                        help=f"cap on the whole demo, data and scores included (default {DEFAULT_MINUTES:g})")
     parser.add_argument("--iterations", type=int, help=f"training iterations (default {DEMO.iterations:,})")
     parser.add_argument("--out", help="output folder (default files/demo)")
     parser.add_argument("--seed", type=int, default=0)
