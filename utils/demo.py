@@ -129,7 +129,7 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
         fig = show_rows([black, fake_blond, black_again, blond, fake_black, blond_again],
                         ["black", "→ blond", "→ black again", "blond", "→ black", "→ blond again"],
                         save_to=path)
-        fig.suptitle(f"Round trips, {name.replace('_', '-')} faces")
+        fig.suptitle(f"Round trips, {name.replace('_', '-')} faces", y=1.02)
         fig.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
@@ -173,10 +173,10 @@ def score(gen_A: torch.nn.Module, gen_B: torch.nn.Module, data: DataChoice, imag
     if data.truth is not None:
         return (evaluate_with_truth(gen_A, gen_B, data.test_A, data.test_B, data.truth,
                                     image_size=image_size, device=device),
-                "ground truth of the synthetic faces (held-out faces)")
+                "against the synthetic faces' ground truth")
     return (evaluate_without_truth(gen_A, gen_B, data.test_A, data.test_B, train_A=data.domain_A,
                                    train_B=data.domain_B, image_size=image_size, device=device, seed=seed),
-            "a domain classifier trained on real faces (no ground truth for real photos)")
+            "by a domain classifier trained on the real faces (photos have no ground truth)")
 
 
 def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
@@ -259,7 +259,7 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
     metrics_path = out / "metrics.json"
     _write_json(metrics, metrics_path)
 
-    print(f"\nHeld-out scores ({scored_by}):")
+    print(f"\nScores on the held-out faces, {scored_by}:")
     print(format_table(scores))
     print(f"{result.iteration:,} iterations ({result.reason}) in {trained_minutes:.1f} min of training, "
           f"{total_minutes:.1f} min in total.")
