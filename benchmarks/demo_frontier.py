@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     demo._fresh_run_folder(run)
     config = dataclasses.replace(
         demo.train_config(settings, data, run, minutes=None, seed=args.seed, device=device),
-        checkpoint_every=args.every, sample_every=0, log_every=min(20, args.every))
+        checkpoint_every=args.every, sample_every=0, log_every=math.gcd(20, args.every))
 
     rows: list[dict[str, object]] = []
     scoring: list[tuple[int, float]] = []  # (iteration of the callback that scored, seconds)
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def callback(event: TrainEvent) -> None:
         # train() writes a checkpoint right after the callback of a multiple of `every`, so the
-        # first callback after it sees that checkpoint's generators.
+        # next callback (log_every divides every) sees that checkpoint's generators.
         done = event.iteration - config.log_every
         if done > 0 and done % args.every == 0:
             record(done, pd.read_csv(run / HISTORY), event.iteration)

@@ -72,8 +72,8 @@ class DemoSettings:
 # Chosen from the frontier measured by benchmarks/demo_frontier.py (see its docstring).
 DEMO = DemoSettings(
     synthetic_count=2000, test_count=100, image_size=64, num_features=16, num_residuals=4,
-    disc_features=(32, 64, 128, 256), batch_size=8, iterations=1600, lr=2e-4, betas=(0.5, 0.999),
-    lambda_cycle=10.0, lambda_identity=5.0, pool_size=0, decay_from=None,
+    disc_features=(16, 32, 64, 128), batch_size=8, iterations=2000, lr=2e-4, betas=(0.5, 0.999),
+    lambda_cycle=10.0, lambda_identity=20.0, pool_size=0, decay_from=1200,
 )
 # Seconds end to end on a CPU: enough to run every step and write every file.
 FAST = DemoSettings(
