@@ -66,20 +66,20 @@ class DemoSettings:
     lambda_cycle: float
     lambda_identity: float
     pool_size: int
-    decay_from: int | str | None  # iteration where the lr starts falling linearly to 0
+    decay_start: float | None  # share of the iterations after which the lr falls linearly to 0
 
 
 # Chosen from the frontier measured by benchmarks/demo_frontier.py (see its docstring).
 DEMO = DemoSettings(
     synthetic_count=2000, test_count=100, image_size=64, num_features=16, num_residuals=4,
     disc_features=(16, 32, 64, 128), batch_size=8, iterations=2000, lr=2e-4, betas=(0.5, 0.999),
-    lambda_cycle=10.0, lambda_identity=20.0, pool_size=0, decay_from=1200,
+    lambda_cycle=10.0, lambda_identity=20.0, pool_size=0, decay_start=0.6,
 )
 # Seconds end to end on a CPU: enough to run every step and write every file.
 FAST = DemoSettings(
     synthetic_count=None, test_count=10, image_size=32, num_features=8, num_residuals=1,
     disc_features=(8, 16, 32, 64), batch_size=2, iterations=4, lr=2e-4, betas=(0.5, 0.999),
-    lambda_cycle=10.0, lambda_identity=5.0, pool_size=0, decay_from=None,
+    lambda_cycle=10.0, lambda_identity=5.0, pool_size=0, decay_start=None,
 )
 
 # What `utils.train` writes into a run folder; a folder holding only these is a previous demo run.
@@ -154,7 +154,8 @@ def train_config(settings: DemoSettings, data: DataChoice, run: PathLike, *, min
         batch_size=settings.batch_size, iterations=settings.iterations, minutes=minutes,
         lr=settings.lr, betas=settings.betas, lambda_cycle=settings.lambda_cycle,
         lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
-        decay_from=settings.decay_from, num_features=settings.num_features,
+        decay_from=None if settings.decay_start is None else int(settings.decay_start * settings.iterations),
+        num_features=settings.num_features,
         num_residuals=settings.num_residuals, disc_features=settings.disc_features,
         checkpoint_every=max(1, settings.iterations // 4), sample_every=max(1, settings.iterations // 8),
         seed=seed, device=None if device is None else str(device),
