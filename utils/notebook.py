@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.demo import DEMO
 from utils.paths import REPO_ROOT, files_dir
 from utils.runtime import describe, fast_mode, pick_device
 
@@ -41,10 +42,14 @@ CHAPTER = RunSizes(synthetic_count=0, test_count=64, image_size=256, num_feature
 FAST = RunSizes(synthetic_count=40, test_count=4, image_size=32, num_features=8, num_residuals=1,
                 disc_features=(8, 16, 32, 64), iterations=6)
 
-# The built-in faces on a CPU: small enough to learn in minutes (see `utils/demo.py`).
-BUILTIN = RunSizes(synthetic_count=2000, test_count=64, image_size=64, num_features=32,
-                   num_residuals=4, disc_features=(32, 64, 128, 256), iterations=3000,
-                   minutes=15, options={"preset": "paper"})
+# The built-in faces: exactly what `make demo` trains (see `utils/demo.py` for why each
+# setting differs from the chapter's), so the notebooks and the demo share data and results.
+BUILTIN = RunSizes(
+    synthetic_count=DEMO.synthetic_count, test_count=DEMO.test_count, image_size=DEMO.image_size,
+    num_features=DEMO.num_features, num_residuals=DEMO.num_residuals,
+    disc_features=DEMO.disc_features, iterations=DEMO.iterations, minutes=14,
+    options={"batch_size": DEMO.batch_size, "lr": DEMO.lr, "lambda_identity": DEMO.lambda_identity,
+             "pool_size": DEMO.pool_size, "decay_from": int(DEMO.decay_start * DEMO.iterations)})
 
 
 def run_sizes(real_data: bool, device: torch.device) -> RunSizes:
