@@ -32,3 +32,12 @@ def test_replace_between_markers_keeps_the_rest():
 def test_the_readme_has_the_markers():
     text = docs.README.read_text(encoding="utf-8")
     assert text.index(docs.START) < text.index(docs.END)
+
+
+def test_save_small_shrinks_a_figure(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (1200, 900), (200, 100, 50)).save(tmp_path / "big.png")
+    docs.save_small(tmp_path / "big.png", tmp_path / "small.png", width=600)
+    with Image.open(tmp_path / "small.png") as small:
+        assert small.size == (600, 450)

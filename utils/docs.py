@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,6 +38,16 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def save_small(source: Path, target: Path, width: int = 640) -> None:
+    """A copy of a figure small enough for git: at most `width` px wide, 256 colours."""
+    from PIL import Image
+
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        image.thumbnail((width, width * 4))
+        image.quantize(colors=256).save(target, optimize=True)
+
+
 def replace_between_markers(text: str, block: str) -> str:
     """`text` with everything between the two markers replaced by `block`."""
     if START not in text or END not in text:
@@ -60,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not metrics_file.is_file() or not grid.is_file():
         print(f"No finished demo in {demo}: run `make demo` first for the grid and the numbers.")
         return 1
-    shutil.copyfile(grid, DOCS / "demo_round_trip.png")
+    save_small(grid, DOCS / "demo_round_trip.png")
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     README.write_text(replace_between_markers(README.read_text(encoding="utf-8"),
                                               metrics_table(metrics)), encoding="utf-8")
