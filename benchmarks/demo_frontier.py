@@ -1,7 +1,7 @@
 """How good does `make demo` get, and how fast? Held-out scores against minutes, in one run.
 
 Runs the demo's configuration (`utils.demo.DEMO`, or overrides) through the same code path
-as the demo -- `utils.prepare.ensure_data`, `utils.train.train`, `utils.demo.score` -- and
+as the demo -- `utils.prepare.ensure_data`, `utils.train.train`, `utils.evaluate.score_held_out` -- and
 scores the held-out faces every `--every` iterations against the synthetic ground truth.
 The scoring time is measured and left out of the minutes, so each row says what a demo
 that stopped there would have reached and roughly when (the data preparation time is added
@@ -33,8 +33,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from utils import demo  # noqa: E402
-from utils.ch06util import Generator  # noqa: E402
-from utils.checkpoints import load_state_dict_checked, safe_load  # noqa: E402
+from utils.checkpoints import load_generator  # noqa: E402
+from utils.evaluate import score_held_out  # noqa: E402
 from utils.paths import files_dir  # noqa: E402
 from utils.runtime import describe, pick_device  # noqa: E402
 from utils.train import GEN_BLACK, GEN_BLOND, HISTORY, TrainEvent, train  # noqa: E402
@@ -56,13 +56,10 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
 
 
 def load_generators(run: Path, settings: demo.DemoSettings) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The generators of the newest checkpoint in `run` (the chapter's gen_black/gen_blond files)."""
-    gens = []
-    for name in (GEN_BLACK, GEN_BLOND):
-        gen = Generator(3, num_features=settings.num_features, num_residuals=settings.num_residuals)
-        load_state_dict_checked(gen, safe_load(run / name), run / name)
-        gens.append(gen)
-    return gens[0], gens[1]
+    """The generators the run saved last (the chapter's gen_black/gen_blond files)."""
+    gen_A, gen_B = (load_generator(run / name, num_features=settings.num_features,
+                                   num_residuals=settings.num_residuals) for name in (GEN_BLACK, GEN_BLOND))
+    return gen_A, gen_B
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         clock = float(history.loc[history["iteration"] == iteration, "seconds"].iloc[0])
         train_s = clock - sum(s for when, s in scoring if when < iteration)
         gen_A, gen_B = load_generators(run, settings)
-        scores, _ = demo.score(gen_A, gen_B, data, settings.image_size, device=device, seed=args.seed)
+        scores, _ = score_held_out(gen_A, gen_B, data, settings.image_size, device=device, seed=args.seed)
         b2k, k2b = scores["black_to_blond"], scores["blond_to_black"]
         row = {"iteration": iteration, "pairs": iteration * settings.batch_size,
                "minutes": round((prep_s + train_s) / 60, 2),

@@ -87,11 +87,10 @@ print("Saved", *(p.name for p in saved), "in", saved[0].parent)
 # real black and blond faces judges the translations instead.
 
 # %%
-from utils.evaluate import format_table
-from utils.notebook import evaluate_pair
+from utils.evaluate import format_table, score_held_out
 
-metrics = evaluate_pair(gen_A, gen_B, data, sizes, env.device)
-print(format_table(metrics))
+metrics, measured = score_held_out(gen_A, gen_B, data, sizes.image_size, device=env.device)
+print(f"Held-out faces, scored {measured}:\n{format_table(metrics)}")
 
 # %% [markdown]
 # ## Your own photo

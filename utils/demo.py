@@ -144,14 +144,6 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
     return written
 
 
-def _write_json(data: dict[str, Any], path: Path) -> None:
-    from utils.evaluate import to_json
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(to_json(data) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def train_config(settings: DemoSettings, data: DataChoice, run: PathLike, *, minutes: float | None,
                  seed: int = 0, device: str | torch.device | None = None) -> TrainConfig:
     """The `utils.train` configuration of the demo: the chapter's networks and losses at `settings`."""
@@ -168,24 +160,6 @@ def train_config(settings: DemoSettings, data: DataChoice, run: PathLike, *, min
         checkpoint_every=max(1, settings.iterations // 4), sample_every=max(1, settings.iterations // 8),
         seed=seed, device=None if device is None else str(device),
     )
-
-
-def score(gen_A: torch.nn.Module, gen_B: torch.nn.Module, data: DataChoice, image_size: int, *,
-          device: str | torch.device = "cpu", seed: int = 0) -> tuple[dict[str, dict], str]:
-    """Held-out scores per direction and what they were measured against.
-
-    Synthetic faces: against the ground-truth renders. Real photos have none, so a small
-    domain classifier trained on the real training faces judges the translations instead.
-    """
-    from utils.evaluate import evaluate_with_truth, evaluate_without_truth
-
-    if data.truth is not None:
-        return (evaluate_with_truth(gen_A, gen_B, data.test_A, data.test_B, data.truth,
-                                    image_size=image_size, device=device),
-                "against the synthetic faces' ground truth")
-    return (evaluate_without_truth(gen_A, gen_B, data.test_A, data.test_B, train_A=data.domain_A,
-                                   train_B=data.domain_B, image_size=image_size, device=device, seed=seed),
-            "by a domain classifier trained on the real faces (photos have no ground truth)")
 
 
 def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
@@ -213,7 +187,7 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
     matplotlib.use("Agg")  # files only: the demo may run where there is no display
     import matplotlib.pyplot as plt
 
-    from utils.evaluate import format_table
+    from utils.evaluate import format_table, score_held_out, write_json
     from utils.runtime import describe, fast_mode, pick_device
     from utils.show import plot_history
     from utils.train import train
@@ -245,7 +219,7 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
     trained_minutes = float(result.history["seconds"].iloc[-1]) / 60 if len(result.history) else 0.0
 
     gens = (result.gen_A, result.gen_B)
-    scores, scored_by = score(*gens, data, settings.image_size, device=device, seed=seed)
+    scores, scored_by = score_held_out(*gens, data, settings.image_size, device=device, seed=seed)
 
     grids = _save_grids(*gens, {"training": (data.domain_A, data.domain_B),
                                 "held_out": (data.test_A, data.test_B)}, out, settings.image_size)
@@ -266,7 +240,7 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
         "settings": {**asdict(settings), "seed": seed, "minutes_cap": minutes},
     }
     metrics_path = out / "metrics.json"
-    _write_json(metrics, metrics_path)
+    write_json(metrics, metrics_path)
 
     print(f"\nScores on the held-out faces, {scored_by}:")
     print(format_table(scores))

@@ -520,6 +520,34 @@ def to_json(results: dict[str, dict]) -> str:
     return json.dumps(clean(results), indent=2, allow_nan=False)
 
 
+def write_json(results: dict, path: PathLike) -> Path:
+    """`to_json(results)` into `path`, atomically: a crash never leaves half a metrics file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(to_json(results) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def score_held_out(gen_A: nn.Module, gen_B: nn.Module, data: Any, image_size: int, *,
+                   kind: str = "hair", device: torch.device | str = "cpu",
+                   seed: int = 0) -> tuple[dict[str, dict], str]:
+    """Held-out scores of a `utils.prepare.DataChoice`, and what they were measured against.
+
+    Built-in faces: against their ground-truth renders. Real photos have none, so a small
+    domain classifier trained on the real training faces judges the translations instead.
+    """
+    if data.truth is not None:
+        return (evaluate_with_truth(gen_A, gen_B, data.test_A, data.test_B, data.truth, kind=kind,
+                                    image_size=image_size, device=device),
+                "against the synthetic faces' ground truth")
+    return (evaluate_without_truth(gen_A, gen_B, data.test_A, data.test_B, kind=kind,
+                                   train_A=data.domain_A, train_B=data.domain_B,
+                                   image_size=image_size, device=device, seed=seed),
+            "by a domain classifier trained on the real faces (photos have no ground truth)")
+
+
 def format_table(results: dict[str, dict]) -> str:
     """Metrics as rows, directions as columns, for a terminal or a notebook cell."""
     names = list(results)
@@ -576,12 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             inception_weights=args.inception_weights, **common)
     print(format_table(results))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(to_json(results) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
-        print(f"Wrote {out}")
+        print(f"Wrote {write_json(results, args.json)}")
     return 0
 
 

@@ -122,15 +122,3 @@ def ensure_generators(session: Session, data, sizes: RunSizes):
               "the same with more explanation).")
         train(train_config(sizes, data.domain_A, data.domain_B, session.files))
     return tuple(load_generator(p, session.device) for p in paths)
-
-
-def evaluate_pair(gen_A, gen_B, data, sizes: RunSizes, device, kind: str = "hair") -> dict:
-    """Held-out scores: against the ground truth of the built-in faces, else by a classifier."""
-    from utils import evaluate
-
-    if data.truth is not None:
-        return evaluate.evaluate_with_truth(gen_A, gen_B, data.test_A, data.test_B, data.truth,
-                                            kind=kind, image_size=sizes.image_size, device=device)
-    return evaluate.evaluate_without_truth(gen_A, gen_B, data.test_A, data.test_B, kind=kind,
-                                           train_A=data.domain_A, train_B=data.domain_B,
-                                           image_size=sizes.image_size, device=device)
