@@ -63,7 +63,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from utils.ch06util import list_images, make_transform, read_rgb
+from utils.ch06util import list_images
+from utils.inference import load_images
 
 PathLike = str | os.PathLike
 
@@ -162,12 +163,6 @@ def target_reached(source: torch.Tensor, output: torch.Tensor, truth: torch.Tens
 
 
 # -------------------------------------------------------------------- files
-def load_images(paths: Sequence[Path], image_size: int) -> torch.Tensor:
-    """Images as an `N,3,S,S` tensor in [-1, 1], resized exactly as training resizes them."""
-    transform = make_transform(image_size, flip=False)
-    return torch.stack([transform(image=read_rgb(p))["image"] for p in paths])
-
-
 def load_masks(paths: Sequence[Path], image_size: int) -> torch.Tensor:
     """Masks (mode L, 255 = region) as `N,1,S,S` coverage in [0, 1] (box-filter area average)."""
     masks = []

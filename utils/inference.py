@@ -19,10 +19,16 @@ from utils.ch06util import list_images, make_transform, read_rgb
 PathLike = str | os.PathLike
 
 
-def load_image(path: PathLike, image_size: int) -> torch.Tensor:
-    """One image file (any size, any PIL format) as a (1, 3, S, S) tensor in [-1, 1]."""
+def load_images(paths: Sequence[PathLike], image_size: int) -> torch.Tensor:
+    """Image files (any size, any PIL format) as an (N, 3, S, S) tensor in [-1, 1], resized
+    exactly as training resizes them."""
     transform = make_transform(image_size, flip=False)
-    return transform(image=read_rgb(path))["image"].unsqueeze(0)
+    return torch.stack([transform(image=read_rgb(p))["image"] for p in paths])
+
+
+def load_image(path: PathLike, image_size: int) -> torch.Tensor:
+    """One image file (a reader's own photo, say) as a (1, 3, S, S) tensor in [-1, 1]."""
+    return load_images([path], image_size)
 
 
 def load_batch(folder: PathLike, count: int, image_size: int, offset: int = 0) -> torch.Tensor:
@@ -30,7 +36,7 @@ def load_batch(folder: PathLike, count: int, image_size: int, offset: int = 0) -
     paths = list_images(folder)[offset:offset + count]
     if not paths:
         raise ValueError(f"No images in {folder} from position {offset}: nothing to show.")
-    return torch.cat([load_image(p, image_size) for p in paths])
+    return load_images(paths, image_size)
 
 
 @torch.inference_mode()
