@@ -60,7 +60,8 @@ def test_save_round_trips_writes_listing_6_8_names(tmp_path):
 
 def test_show_rows_draws_one_row_per_batch(tmp_path):
     rows = [torch.zeros(4, 3, 8, 8), torch.ones(4, 3, 8, 8)]
-    fig = show.show_rows(rows, ["original", "translated"], save_to=tmp_path / "grid.png")
+    fig = show.show_rows(rows, ["original", "translated"], save_to=tmp_path / "grid.png", title="Round trips")
+    assert fig._suptitle.get_text() == "Round trips"
     assert len(fig.axes) == 8
     assert fig.axes[4].get_ylabel() == "translated"
     assert (tmp_path / "grid.png").stat().st_size > 0

@@ -136,9 +136,7 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
         path = out / f"round_trip_{name}.png"
         fig = show_rows([black, fake_blond, black_again, blond, fake_black, blond_again],
                         ["black", "→ blond", "→ black again", "blond", "→ black", "→ blond again"],
-                        save_to=path)
-        fig.suptitle(f"Round trips, {name.replace('_', '-')} faces", y=1.02)
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+                        save_to=path, title=f"Round trips, {name.replace('_', '-')} faces")
         plt.close(fig)
         written.append(path)
     return written

@@ -30,12 +30,12 @@ def feature_maps(features: torch.Tensor, count: int = 8) -> torch.Tensor:
 
 
 def show_rows(rows: Sequence[torch.Tensor], titles: Sequence[str], columns: int | None = None,
-              size: float = 1.6, save_to: PathLike | None = None) -> plt.Figure:
+              size: float = 1.6, save_to: PathLike | None = None, title: str | None = None) -> plt.Figure:
     """One row of images per batch (e.g. original / translated / back again), titled on the left."""
     columns = columns or min(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), columns, figsize=(size * columns, size * len(rows)),
                              squeeze=False)
-    for r, (batch, title) in enumerate(zip(rows, titles, strict=True)):
+    for r, (batch, label) in enumerate(zip(rows, titles, strict=True)):
         for c in range(columns):
             ax = axes[r][c]
             ax.set_xticks([])
@@ -44,8 +44,10 @@ def show_rows(rows: Sequence[torch.Tensor], titles: Sequence[str], columns: int 
                 spine.set_visible(False)
             if c < len(batch):
                 ax.imshow(to_picture(batch[c]))
-        axes[r][0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=10)
+        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
     fig.tight_layout()
+    if title:
+        fig.suptitle(title, y=1.02)
     if save_to is not None:
         Path(save_to).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(save_to, dpi=100, bbox_inches="tight")
@@ -97,8 +99,7 @@ def browse(examples: Sequence[tuple[str, Sequence[torch.Tensor], Sequence[str]]]
             output.clear_output(wait=True)
             with output:
                 title, images, labels = examples[index]
-                fig = show_rows([img.unsqueeze(0) for img in images], labels, size=2.2)
-                fig.suptitle(title)
+                show_rows([img.unsqueeze(0) for img in images], labels, size=2.2, title=title)
                 plt.show()
 
         slider = widgets.IntSlider(min=0, max=len(examples) - 1, description="example")
@@ -106,7 +107,6 @@ def browse(examples: Sequence[tuple[str, Sequence[torch.Tensor], Sequence[str]]]
         draw(0)
         display(widgets.VBox([slider, output]))
     columns = [torch.stack(list(images)) for _, images, _ in examples]
-    fig = show_rows([torch.stack([c[k] for c in columns]) for k in range(len(columns[0]))],
-                    examples[0][2], size=1.6)
-    fig.suptitle("All examples (static view)")
+    show_rows([torch.stack([c[k] for c in columns]) for k in range(len(columns[0]))],
+              examples[0][2], size=1.6, title="All examples (static view)")
     plt.show()
