@@ -11,6 +11,7 @@ the load average is printed with every row.
     python benchmarks/demo_frontier.py                      # the demo's settings
     python benchmarks/demo_frontier.py --set lr=5e-4 --set lambda_identity=20 --every 200
     python benchmarks/demo_frontier.py --iterations 3000 --out files/frontier-long
+    python benchmarks/demo_frontier.py --device cuda --fp32 --minutes 4 --workers 1   # a GPU as a CPU proxy
 
 Prints one row per checkpoint (iteration, pairs, minutes, accuracy and PSNR per
 direction) and writes them to `<out>/frontier.csv`.
@@ -72,9 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", help="cpu, cuda, mps (default: the fastest present)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--minutes", type=float, help="stop training after this many minutes (default: none)")
+    parser.add_argument("--workers", type=int, help="DataLoader workers (default: utils.speed's choice)")
+    parser.add_argument("--fp32", action="store_true",
+                        help="float32 without TF32 on a GPU too, so its curve stands for a CPU run's")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.fp32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
 
     settings = dataclasses.replace(demo.settings_for(False, args.iterations), **parse_overrides(args.set))
     device = pick_device(args.device)
@@ -90,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("The frontier needs the synthetic faces' ground truth; real CelebA is in files/.")
     demo._fresh_run_folder(run)
     config = dataclasses.replace(
-        demo.train_config(settings, data, run, minutes=None, seed=args.seed, device=device),
-        checkpoint_every=args.every, sample_every=0, log_every=math.gcd(20, args.every))
+        demo.train_config(settings, data, run, minutes=args.minutes, seed=args.seed, device=device),
+        checkpoint_every=args.every, sample_every=0, log_every=math.gcd(20, args.every),
+        workers=args.workers, mixed_precision=not args.fp32)
 
     rows: list[dict[str, object]] = []
     scoring: list[tuple[int, float]] = []  # (iteration of the callback that scored, seconds)

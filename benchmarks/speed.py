@@ -51,6 +51,7 @@ from utils import speed  # noqa: E402
 EXTRAS = ("unfused", "bf16", "channels_last", "compile")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 CPU_ITERS = {64: 5, 128: 3, 256: 1}  # about 3 s of work per leg and round on a 2-core Xeon
+EPOCH_PAIRS = 48_472  # one epoch of the chapter's data set (its black/blond split)
 
 
 # ------------------------------------------------------------------------- machine
@@ -268,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"best batch size at {best['size']} px: {best['batch']} "
                   f"({best['pairs_s']:.1f} pairs/s, {best['pairs_s'] / chapter_b1[0]['pairs_s']:.1f}x "
                   "the chapter's batch 1; learning rate: see speed.scaled_lr)")
+            print(f"one CelebA epoch ({EPOCH_PAIRS:,} pairs) at that rate: "
+                  f"{EPOCH_PAIRS / best['pairs_s'] / 60:.1f} min (target on an H200: 5 min or less)")
 
     if args.loader_images > 0:
         workers = speed.recommended_workers(device)

@@ -109,6 +109,9 @@ class TrainConfig:
     seed: one number that makes a run repeatable on the same machine.
     device: "cuda", "cpu", "mps", ...; None = `utils.runtime.pick_device()`.
     workers: DataLoader worker processes; None = `utils.speed.recommended_workers` (0 on a CPU).
+    mixed_precision: autocast where it pays (`ch06util.default_autocast_dtype`: bf16 or fp16
+        on CUDA, float32 on most CPUs); False = float32 everywhere, e.g. to compare a GPU run
+        with a CPU one or to rule precision out when losses turn NaN.
     """
 
     domain_a: PathLike | Sequence[PathLike]
@@ -136,6 +139,7 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     workers: int | None = None
+    mixed_precision: bool = True
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "image_size", "checkpoint_every", "log_every", "num_features"):
@@ -581,7 +585,7 @@ def _train(config, ctx: _Dist, device, progress, callback, clock) -> TrainResult
     speed.tune_backends(device)
     nets = _build_networks(config, device)
     opt_disc, opt_gen = _build_optimizers(config, nets)
-    autocast_dtype = default_autocast_dtype(device)
+    autocast_dtype = default_autocast_dtype(device) if config.mixed_precision else None
     d_scaler = make_grad_scaler(device, autocast_dtype)
     g_scaler = make_grad_scaler(device, autocast_dtype)
     seeds = np.random.SeedSequence([config.seed, ctx.rank]).generate_state(2)
@@ -831,6 +835,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="one number that makes the run repeatable (default 0)")
     p.add_argument("--device", help="cuda, cpu, mps, ... (default: CUDA, then MPS, then CPU)")
     p.add_argument("--workers", type=int, help="DataLoader workers (default min(4, CPUs) on CUDA, 0 on CPU)")
+    p.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false", default=None,
+                   help="float32 everywhere (default: bf16/fp16 autocast on CUDA)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
