@@ -61,6 +61,6 @@ tail -c 3000 "$LOGS/sweep.log"
 
 [ -n "${SKIP_SPEED:-}" ] && exit 0
 step "benchmarks/speed.py --device cuda"
-timeout 170 "$PY" benchmarks/speed.py --device cuda --batch-sizes 1 16 64 --extras channels_last \
+timeout 150 "$PY" benchmarks/speed.py --device cuda --batch-sizes 1 16 64 --extras channels_last \
   --iters 10 --rounds 3 --warmup 3 2>&1 | tee "$LOGS/speed.log"
 step "done"
