@@ -25,12 +25,16 @@ def test_real_data_on_a_gpu_gets_the_chapters_sizes(monkeypatch):
 
 
 def test_builtin_runs_train_exactly_like_the_demo(tmp_path):
+    from utils.demo import train_config, train_options
+    from utils.prepare import DataChoice
+
     config = nb.train_config(nb.BUILTIN, Path("a"), Path("b"), tmp_path)
     assert config.resume and config.out == tmp_path
-    assert (config.image_size, config.num_features, config.num_residuals, config.batch_size) == (
-        DEMO.image_size, DEMO.num_features, DEMO.num_residuals, DEMO.batch_size)
-    assert (config.lr, config.lambda_identity, config.iterations) == (DEMO.lr, DEMO.lambda_identity,
-                                                                      DEMO.iterations)
+    data = DataChoice(real=False, root=tmp_path, domain_A=Path("a"), domain_B=Path("b"), test_A=None,
+                      test_B=None, truth=None)
+    demo_config = train_config(DEMO, data, tmp_path, minutes=None)
+    for field in train_options(DEMO):  # every training setting, not a hand-picked few
+        assert getattr(config, field) == getattr(demo_config, field), field
     assert config.discriminator_features() == DEMO.disc_features
 
 

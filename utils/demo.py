@@ -143,20 +143,30 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
     return written
 
 
+def train_options(settings: DemoSettings) -> dict[str, Any]:
+    """The `utils.train.TrainConfig` fields that `settings` fix (sizes, optimiser, losses, schedule).
+
+    One mapping for the demo and the notebooks' built-in runs (`utils.notebook.BUILTIN`), so
+    the two cannot drift apart.
+    """
+    return dict(
+        image_size=settings.image_size, batch_size=settings.batch_size, iterations=settings.iterations,
+        lr=settings.lr, betas=settings.betas, lambda_cycle=settings.lambda_cycle,
+        lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
+        decay_from=None if settings.decay_start is None else int(settings.decay_start * settings.iterations),
+        warmup_iterations=int(settings.warmup * settings.iterations),
+        num_features=settings.num_features, num_residuals=settings.num_residuals,
+        disc_features=settings.disc_features,
+    )
+
+
 def train_config(settings: DemoSettings, data: DataChoice, run: PathLike, *, minutes: float | None,
                  seed: int = 0, device: str | torch.device | None = None) -> TrainConfig:
     """The `utils.train` configuration of the demo: the chapter's networks and losses at `settings`."""
     from utils.train import TrainConfig
 
     return TrainConfig(
-        domain_a=data.domain_A, domain_b=data.domain_B, out=run, image_size=settings.image_size,
-        batch_size=settings.batch_size, iterations=settings.iterations, minutes=minutes,
-        lr=settings.lr, betas=settings.betas, lambda_cycle=settings.lambda_cycle,
-        lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
-        decay_from=None if settings.decay_start is None else int(settings.decay_start * settings.iterations),
-        warmup_iterations=int(settings.warmup * settings.iterations),
-        num_features=settings.num_features,
-        num_residuals=settings.num_residuals, disc_features=settings.disc_features,
+        domain_a=data.domain_A, domain_b=data.domain_B, out=run, minutes=minutes, **train_options(settings),
         checkpoint_every=max(1, settings.iterations // 4), sample_every=max(1, settings.iterations // 8),
         seed=seed, device=None if device is None else str(device),
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.demo import DEMO
+from utils.demo import DEMO, train_options
 from utils.paths import REPO_ROOT, files_dir
 from utils.runtime import describe, fast_mode, pick_device
 
@@ -44,12 +44,12 @@ FAST = RunSizes(synthetic_count=40, test_count=4, image_size=32, num_features=8,
 
 # The built-in faces: exactly what `make demo` trains (see `utils/demo.py` for why each
 # setting differs from the chapter's), so the notebooks and the demo share data and results.
+_SIZE_FIELDS = ("image_size", "iterations", "num_features", "num_residuals", "disc_features")
 BUILTIN = RunSizes(
     synthetic_count=DEMO.synthetic_count, test_count=DEMO.test_count, image_size=DEMO.image_size,
     num_features=DEMO.num_features, num_residuals=DEMO.num_residuals,
     disc_features=DEMO.disc_features, iterations=DEMO.iterations, minutes=14,
-    options={"batch_size": DEMO.batch_size, "lr": DEMO.lr, "lambda_identity": DEMO.lambda_identity,
-             "pool_size": DEMO.pool_size, "decay_from": int(DEMO.decay_start * DEMO.iterations)})
+    options={k: v for k, v in train_options(DEMO).items() if k not in _SIZE_FIELDS})
 
 
 def run_sizes(real_data: bool, device: torch.device) -> RunSizes:

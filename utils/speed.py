@@ -70,7 +70,17 @@ def channels_last_is_exact(device: torch.device | str) -> bool:
 
 @functools.cache
 def _channels_last_is_exact(device_name: str) -> bool:
-    device = torch.device(device_name)
+    # Without TF32: its 10-bit products differ between the two layouts' convolution
+    # algorithms by ~1e-3, which would read as a layout bug. This checks the layout.
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        return _compare_layouts(torch.device(device_name))
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
+def _compare_layouts(device: torch.device) -> bool:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 4, 6, 6, generator=gen).to(device)
     conv = nn.Conv2d(4, 3, 3, padding=1).to(device)

@@ -50,10 +50,10 @@ from utils.ch06util import (
     LoadData,
     _autocast,
     default_autocast_dtype,
+    identity_warmup_step,
     make_grad_scaler,
     make_transform,
     read_rgb,
-    identity_warmup_step,
     train_step,
     weights_init,
 )
@@ -110,9 +110,9 @@ class TrainConfig:
     seed: one number that makes a run repeatable on the same machine.
     device: "cuda", "cpu", "mps", ...; None = `utils.runtime.pick_device()`.
     workers: DataLoader worker processes; None = `utils.speed.recommended_workers` (0 on a CPU).
-    warmup_iterations: the run's first iterations train only the identity loss (each
-        generator returns its own domain unchanged; `ch06util.identity_warmup_step`, about a
-        third of an iteration's cost); 0 = off (chapter and paper). Counted in `iterations`.
+    warmup_iterations: the run's first iterations train only a copy loss (each generator
+        returns its input unchanged, own and other domain in turn; `ch06util.identity_warmup_step`,
+        about a third of an iteration's cost); 0 = off (chapter and paper). Counted in `iterations`.
     mixed_precision: autocast where it pays (`ch06util.default_autocast_dtype`: bf16 or fp16
         on CUDA, float32 on most CPUs); False = float32 everywhere, e.g. to compare a GPU run
         with a CPU one or to rule precision out when losses turn NaN.
@@ -155,7 +155,8 @@ class TrainConfig:
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}.")
         if min(self.pool_size, self.sample_every, self.lambda_identity, self.warmup_iterations) < 0:
-            raise ValueError("pool_size, sample_every, lambda_identity and warmup_iterations cannot be negative.")
+            raise ValueError("pool_size, sample_every, lambda_identity and warmup_iterations "
+                             "cannot be negative.")
         if isinstance(self.decay_from, str) and self.decay_from != "half":
             raise ValueError(f'decay_from must be an iteration, "half" or None, not {self.decay_from!r}.')
 
@@ -683,7 +684,8 @@ def _train(config, ctx: _Dist, device, progress, callback, clock) -> TrainResult
                     in_step = True
                     if pos["iteration"] < config.warmup_iterations:
                         step = identity_warmup_step(A, B, run["gen_A"], run["gen_B"], opt_gen, l1, g_scaler,
-                                                    autocast_dtype=autocast_dtype)
+                                                    autocast_dtype=autocast_dtype,
+                                                    swap=pos["iteration"] % 2 == 1)
                     else:
                         step = train_step(A, B, run["disc_A"], run["disc_B"], run["gen_A"], run["gen_B"],
                                           opt_disc, opt_gen, l1, mse, d_scaler, g_scaler,
