@@ -77,7 +77,6 @@ def load_checkpoint(out: Path, name: str = tr.CHECKPOINT) -> dict:
 OPTIONS = {
     "chapter": {},
     "paper-options": dict(lambda_identity=5.0, pool_size=2, random_pairing=True, decay_from=2, lr=2e-4),
-    "copy-warm-up": dict(warmup_iterations=3, lambda_identity=5.0, lr=2e-4),  # resumes inside it
 }
 
 
@@ -114,20 +113,6 @@ def test_resume_is_bitwise_identical_to_one_run(data, tmp_path, options):
     losses = list(tr.LOSS_KEYS) + ["lr", "epoch"]
     pd.testing.assert_frame_equal(history[losses], pd.read_csv(tmp_path / "whole" / tr.HISTORY)[losses])
     pd.testing.assert_frame_equal(resumed.history[losses], history[losses], check_dtype=False)
-
-
-def test_warm_up_trains_only_the_generators_then_the_whole_game(data, tmp_path):
-    result = run(data, tmp_path / "w", iterations=4, warmup_iterations=2, lr=1e-3)
-    state = load_checkpoint(tmp_path / "w")
-    history = result.history.set_index("iteration")
-    # iterations 1-2: copy loss only, so no discriminator or cycle loss was computed
-    assert history.loc[[1, 2], ["D_loss", "cycle_loss"]].isna().all().all()
-    assert (history.loc[[1, 2], "identity_loss"] > 0).all()
-    assert history.loc[[3, 4], list(tr.LOSS_KEYS)].notna().all().all()
-    # the discriminators' Adam took 2 steps (iterations 3-4), the generators' 4
-    steps = {name: {int(s["step"]) for s in state[name]["state"].values()}
-             for name in ("opt_disc", "opt_gen")}
-    assert steps == {"opt_disc": {2}, "opt_gen": {4}}
 
 
 def test_checkpoint_and_generators_load_with_plain_torch_load(data, tmp_path):

@@ -414,42 +414,6 @@ def train_step(
     }
 
 
-def identity_warmup_step(
-    A: torch.Tensor,
-    B: torch.Tensor,
-    gen_A: nn.Module,
-    gen_B: nn.Module,
-    opt_gen: torch.optim.Optimizer,
-    l1: nn.Module,
-    g_scaler,
-    *,
-    autocast_dtype: torch.dtype | None = None,
-    swap: bool = False,
-) -> dict[str, torch.Tensor]:
-    """A warm-up iteration (extra code): both generators learn to return a face unchanged.
-
-    Only an L1 copy loss: L1(gen_A(A), A) + L1(gen_B(B), B), the identity loss, or with
-    `swap` L1(gen_A(B), B) + L1(gen_B(A), A); alternating the two lets each generator see
-    both hair colours at the cost of two generator passes. No discriminator, no cycle.
-    Why: a CycleGAN generator must copy everything but the hair, and the chapter's
-    generator learns copying slowly (its instance norms even hide an image's overall
-    colour, which it must guess from the content: benchmarks/copy_ceiling.py). This step
-    costs about a third of `train_step` (two generator passes instead of six, no
-    discriminators), so a warm-up buys copying cheaply before the adversarial game
-    starts. Returns `train_step`'s keys; the losses that were not computed are NaN.
-    """
-    src_A, src_B = (B, A) if swap else (A, B)
-    with _autocast(A.device.type, autocast_dtype):
-        copy_loss = l1(src_A, gen_A(src_A)) + l1(src_B, gen_B(src_B))
-    opt_gen.zero_grad(set_to_none=True)
-    g_scaler.scale(copy_loss).backward()
-    g_scaler.step(opt_gen)
-    g_scaler.update()
-    missing = torch.full((), float("nan"), device=A.device)
-    return {"D_loss": missing, "G_loss": copy_loss.detach().float(), "cycle_loss": missing,
-            "identity_loss": copy_loss.detach().float(), "fake_A": None, "fake_B": None}
-
-
 LOSS_KEYS = ("D_loss", "G_loss", "cycle_loss", "identity_loss")
 
 

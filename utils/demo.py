@@ -61,7 +61,6 @@ class DemoSettings:
     lambda_identity: float
     pool_size: int
     decay_start: float | None  # share of the iterations after which the lr falls linearly to 0
-    warmup: float = 0.0  # share of the iterations that train the identity loss alone (cheap copying)
 
 
 # Measured with benchmarks/demo_frontier.py and the throughput runs in benchmarks/README.md
@@ -154,7 +153,6 @@ def train_options(settings: DemoSettings) -> dict[str, Any]:
         lr=settings.lr, betas=settings.betas, lambda_cycle=settings.lambda_cycle,
         lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
         decay_from=None if settings.decay_start is None else int(settings.decay_start * settings.iterations),
-        warmup_iterations=int(settings.warmup * settings.iterations),
         num_features=settings.num_features, num_residuals=settings.num_residuals,
         disc_features=settings.disc_features,
     )

@@ -50,7 +50,6 @@ from utils.ch06util import (
     LoadData,
     _autocast,
     default_autocast_dtype,
-    identity_warmup_step,
     make_grad_scaler,
     make_transform,
     read_rgb,
@@ -110,9 +109,6 @@ class TrainConfig:
     seed: one number that makes a run repeatable on the same machine.
     device: "cuda", "cpu", "mps", ...; None = `utils.runtime.pick_device()`.
     workers: DataLoader worker processes; None = `utils.speed.recommended_workers` (0 on a CPU).
-    warmup_iterations: the run's first iterations train only a copy loss (each generator
-        returns its input unchanged, own and other domain in turn; `ch06util.identity_warmup_step`,
-        about a third of an iteration's cost); 0 = off (chapter and paper). Counted in `iterations`.
     mixed_precision: autocast where it pays (`ch06util.default_autocast_dtype`: bf16 or fp16
         on CUDA, float32 on most CPUs); False = float32 everywhere, e.g. to compare a GPU run
         with a CPU one or to rule precision out when losses turn NaN.
@@ -143,7 +139,6 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     workers: int | None = None
-    warmup_iterations: int = 0
     mixed_precision: bool = True
 
     def __post_init__(self) -> None:
@@ -154,9 +149,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}.")
-        if min(self.pool_size, self.sample_every, self.lambda_identity, self.warmup_iterations) < 0:
-            raise ValueError("pool_size, sample_every, lambda_identity and warmup_iterations "
-                             "cannot be negative.")
+        if self.pool_size < 0 or self.sample_every < 0 or self.lambda_identity < 0:
+            raise ValueError("pool_size, sample_every and lambda_identity cannot be negative.")
         if isinstance(self.decay_from, str) and self.decay_from != "half":
             raise ValueError(f'decay_from must be an iteration, "half" or None, not {self.decay_from!r}.')
 
@@ -523,13 +517,8 @@ class _DeferredInterrupt:
 # ----------------------------------------------------------------------------- the loop
 @torch.no_grad()
 def _sample_grid(A, B, fake_A, fake_B, gen_A, gen_B, autocast_dtype) -> torch.Tensor:
-    """Rows: real A, fake B, cycled A / real B, fake A, cycled B (first item of the batch).
-
-    `fake_A`/`fake_B` come from the training step; None (a warm-up step made none) = translate here.
-    """
+    """Rows: real A, fake B, cycled A / real B, fake A, cycled B (first item of the batch)."""
     with _autocast(A.device.type, autocast_dtype):
-        fake_A = gen_A(B[:1]) if fake_A is None else fake_A
-        fake_B = gen_B(A[:1]) if fake_B is None else fake_B
         cycle_A = gen_A(fake_B[:1])
         cycle_B = gen_B(fake_A[:1])
     images = torch.cat([A[:1], fake_B[:1], cycle_A, B[:1], fake_A[:1], cycle_B]).float()
@@ -682,17 +671,12 @@ def _train(config, ctx: _Dist, device, progress, callback, clock) -> TrainResult
                     A = A.to(device, non_blocking=True)
                     B = B.to(device, non_blocking=True)
                     in_step = True
-                    if pos["iteration"] < config.warmup_iterations:
-                        step = identity_warmup_step(A, B, run["gen_A"], run["gen_B"], opt_gen, l1, g_scaler,
-                                                    autocast_dtype=autocast_dtype,
-                                                    swap=pos["iteration"] % 2 == 1)
-                    else:
-                        step = train_step(A, B, run["disc_A"], run["disc_B"], run["gen_A"], run["gen_B"],
-                                          opt_disc, opt_gen, l1, mse, d_scaler, g_scaler,
-                                          autocast_dtype=autocast_dtype, lambda_cycle=config.lambda_cycle,
-                                          lambda_identity=config.lambda_identity,
-                                          pool_A=pool_A if config.pool_size else None,
-                                          pool_B=pool_B if config.pool_size else None)
+                    step = train_step(A, B, run["disc_A"], run["disc_B"], run["gen_A"], run["gen_B"],
+                                      opt_disc, opt_gen, l1, mse, d_scaler, g_scaler,
+                                      autocast_dtype=autocast_dtype, lambda_cycle=config.lambda_cycle,
+                                      lambda_identity=config.lambda_identity,
+                                      pool_A=pool_A if config.pool_size else None,
+                                      pool_B=pool_B if config.pool_size else None)
                     epoch = pos["epoch"]
                     pos["iteration"] += 1
                     pos["position"] += A.shape[0]
@@ -851,8 +835,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="one number that makes the run repeatable (default 0)")
     p.add_argument("--device", help="cuda, cpu, mps, ... (default: CUDA, then MPS, then CPU)")
     p.add_argument("--workers", type=int, help="DataLoader workers (default min(4, CPUs) on CUDA, 0 on CPU)")
-    p.add_argument("--warmup-iterations", type=int,
-                   help="first iterations on the identity loss alone (default 0; counted in --iterations)")
     p.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false", default=None,
                    help="float32 everywhere (default: bf16/fp16 autocast on CUDA)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
