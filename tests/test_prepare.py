@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 
 import utils
-from utils import prepare
+from utils import datasets, prepare
+from utils.datasets import DataLayoutError
 from utils.prepare import (
     CELEBA_ATTRIBUTES,
     CSVFormatError,
-    DataLayoutError,
     DownloadError,
     UnsafeArchiveError,
     ensure_data,
@@ -135,13 +135,13 @@ def test_copy_fallback_when_links_fail(celeba, monkeypatch):
     def no_links(src, dst):
         raise OSError(1, "Operation not permitted (FAT drive)")
 
-    monkeypatch.setattr(prepare.os, "link", no_links)
+    monkeypatch.setattr(datasets.os, "link", no_links)
     report = split_celeba(root)
     assert report.copied == 15 and report.linked == 0
     assert snapshot(images) == before
     copy = root / "blond" / expected["blond"][0]
     assert copy.read_bytes() == (images / copy.name).read_bytes()
-    assert not [p for p in root.rglob("*") if p.name.endswith(prepare.TMP_SUFFIX)]
+    assert not [p for p in root.rglob("*") if p.name.endswith(datasets.TMP_SUFFIX)]
 
 
 def test_move_only_when_asked(celeba):
@@ -375,7 +375,7 @@ def test_download_lays_out_the_cache_and_leaves_it_intact(tmp_path, no_credentia
     root = tmp_path / "files"
     prepare.download("celeba", root)
     assert calls == ["jessicali9530/celeba-dataset"]
-    assert prepare.layout_problems("celeba", root) == []
+    assert datasets.layout_problems("celeba", root) == []
     assert sorted(os.listdir(root)) == ["img_align_celeba", "list_attr_celeba.csv"]  # no staging left
     assert snapshot(cache / "img_align_celeba" / "img_align_celeba") == before
     assert split_celeba(root).counts == {"black": len(expected["black"]), "blond": len(expected["blond"])}
