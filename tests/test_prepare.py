@@ -19,15 +19,14 @@ import pytest
 
 import utils
 from utils import datasets, prepare
+from utils.archive import UnsafeArchiveError, safe_extract, unpack
 from utils.datasets import DataLayoutError
 from utils.prepare import (
     CELEBA_ATTRIBUTES,
     CSVFormatError,
     DownloadError,
-    UnsafeArchiveError,
     ensure_data,
     read_corrections,
-    safe_extract,
     split_celeba,
     split_glasses,
 )
@@ -452,7 +451,7 @@ def test_unpack_refuses_to_overwrite_a_partial_layout(tmp_path):
     (root / "faces-spring-2020").mkdir(parents=True)
     (root / "faces-spring-2020" / "mine.png").write_bytes(b"reader's file")
     with pytest.raises(DataLayoutError, match="Nothing was changed"):
-        prepare.unpack(archive, root)
+        unpack(archive, root)
     assert sorted(os.listdir(root)) == ["faces-spring-2020"]
     assert (root / "faces-spring-2020" / "mine.png").read_bytes() == b"reader's file"
 
