@@ -1,4 +1,5 @@
-"""utils.prepare: the split rule, safety of the download, idempotence, held-out faces, archives.
+"""utils.prepare and the modules it drives (utils.datasets, utils.kaggle, utils.archive): the split
+rule, safety of the download, idempotence, held-out faces, archives.
 
 Every layout here is a tiny fixture written in a tmp folder; nothing touches the network
 (kagglehub is replaced by a fake module or made unimportable).
@@ -18,13 +19,13 @@ import pandas as pd
 import pytest
 
 import utils
-from utils import datasets, prepare
+from utils import datasets, kaggle, prepare
 from utils.archive import UnsafeArchiveError, safe_extract, unpack
 from utils.datasets import DataLayoutError
+from utils.kaggle import DownloadError
 from utils.prepare import (
     CELEBA_ATTRIBUTES,
     CSVFormatError,
-    DownloadError,
     ensure_data,
     read_corrections,
     split_celeba,
@@ -349,7 +350,7 @@ def test_download_offline_fails_cleanly_without_leaking_the_key(tmp_path, no_cre
     fake_kagglehub(monkeypatch, offline)
     root = tmp_path / "files"
     with pytest.raises(DownloadError) as err:
-        prepare.download("glasses", root)
+        kaggle.download("glasses", root)
     assert "s3cr3t" not in str(err.value) and "ConnectionError" in str(err.value)
     assert "jeffheaton/glasses-or-no-glasses" in str(err.value)
     assert not root.exists() or list(root.iterdir()) == []
@@ -359,7 +360,7 @@ def test_download_without_kagglehub_installed(tmp_path, no_credentials, monkeypa
     monkeypatch.setenv("KAGGLE_API_TOKEN", "token-not-printed")
     monkeypatch.setitem(sys.modules, "kagglehub", None)  # the import fails
     with pytest.raises(DownloadError, match="pip install kagglehub") as err:
-        prepare.download("celeba", tmp_path / "files")
+        kaggle.download("celeba", tmp_path / "files")
     assert "token-not-printed" not in str(err.value)
 
 
@@ -372,13 +373,13 @@ def test_download_lays_out_the_cache_and_leaves_it_intact(tmp_path, no_credentia
     before = snapshot(cache / "img_align_celeba" / "img_align_celeba")
     calls = fake_kagglehub(monkeypatch, lambda handle: str(cache))
     root = tmp_path / "files"
-    prepare.download("celeba", root)
+    kaggle.download("celeba", root)
     assert calls == ["jessicali9530/celeba-dataset"]
     assert datasets.layout_problems("celeba", root) == []
     assert sorted(os.listdir(root)) == ["img_align_celeba", "list_attr_celeba.csv"]  # no staging left
     assert snapshot(cache / "img_align_celeba" / "img_align_celeba") == before
     assert split_celeba(root).counts == {"black": len(expected["black"]), "blond": len(expected["blond"])}
-    prepare.download("celeba", root)  # already there: no second download
+    kaggle.download("celeba", root)  # already there: no second download
     assert len(calls) == 1
 
 
@@ -390,7 +391,7 @@ def test_download_of_an_incomplete_data_set_leaves_nothing(tmp_path, monkeypatch
     fake_kagglehub(monkeypatch, lambda handle: str(cache))
     root = tmp_path / "files"
     with pytest.raises(DataLayoutError, match="expected layout"):
-        prepare.download("glasses", root)
+        kaggle.download("glasses", root)
     assert list(root.iterdir()) == []
 
 
