@@ -14,6 +14,10 @@ Command line (run from the repository root)::
     python -m utils.prepare split celeba [--root files] [--test-count N] [--move]
     python -m utils.prepare split glasses [--root files] [--corrections FILE] [--test-count N]
 
+The download (`utils.kaggle`) and the unpacking of a zip fetched by hand (`utils.archive`)
+have modules of their own; this one only runs them from the command line. Where each data
+set's files belong is in `utils.datasets`.
+
 Notebooks call `ensure_data()`, which uses the real download when it is there and the
 built-in synthetic faces (`utils.synthetic`) otherwise, and says which.
 """
