@@ -86,7 +86,7 @@ def safe_extract(zip_path: PathLike, target: PathLike) -> list[Path]:
     return written
 
 
-def _find_dataset_root(folder: Path, spec: DatasetSpec, depth: int = 3) -> Path | None:
+def find_dataset_root(folder: Path, spec: DatasetSpec, depth: int = 3) -> Path | None:
     """The folder under `folder` (itself or up to `depth` levels down) that holds `spec`'s CSV."""
     level = [folder]
     for _ in range(depth + 1):
@@ -106,7 +106,8 @@ def _link_tree(src: Path, dst: Path) -> None:
             link_or_copy(Path(dirpath) / name, here / name)
 
 
-def _check_targets_free(spec: DatasetSpec, root: Path) -> None:
+def check_targets_free(spec: DatasetSpec, root: Path) -> None:
+    """Refuse before any work when `root` holds part of the layout: a reader's files are never replaced."""
     taken = [root / name for name in spec.top_level if (root / name).exists()]
     if taken:
         raise DataLayoutError(
@@ -115,14 +116,14 @@ def _check_targets_free(spec: DatasetSpec, root: Path) -> None:
             f"{'it' if len(taken) == 1 else 'them'} elsewhere (or finish the layout by hand) and retry.")
 
 
-def _install(spec: DatasetSpec, source: Path, root: Path, staging: Path, *, link: bool) -> None:
+def install(spec: DatasetSpec, source: Path, root: Path, staging: Path, *, link: bool) -> None:
     """Bring the CSV and image folder of a dataset found at `source` into `root`, all or nothing.
 
     `source` is a kagglehub cache folder (linked/copied into `staging`) or already a folder
     inside `staging` (an unpacked zip). Only when the staged layout is complete are its two
     entries renamed into `root`.
     """
-    found = _find_dataset_root(source, spec)
+    found = find_dataset_root(source, spec)
     if found is None:
         raise DataLayoutError(f"No {spec.csv} found in {source}: is it the {spec.title} archive "
                               f"({spec.url})?")
@@ -156,7 +157,7 @@ def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None
         extracted = staging / "extracted"
         safe_extract(zip_path, extracted)
         specs = [dataset_spec(kind)] if kind else list(DATASETS.values())
-        spec = next((s for s in specs if _find_dataset_root(extracted, s)), None)
+        spec = next((s for s in specs if find_dataset_root(extracted, s)), None)
         if spec is None:
             raise DataLayoutError(f"{zip_path} holds neither {' nor '.join(s.csv for s in specs)}: "
                                   "is it the right Kaggle archive?\n"
@@ -164,15 +165,15 @@ def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None
         if not layout_problems(spec.kind, root):
             print(f"{spec.title} is already in place in {root}; nothing to do.")
             return root
-        _check_targets_free(spec, root)
-        _install(spec, extracted, root, staging, link=False)
+        check_targets_free(spec, root)
+        install(spec, extracted, root, staging, link=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(_in_place_message(spec, root))
+    print(in_place_message(spec, root))
     return root
 
 
-def _in_place_message(spec: DatasetSpec, root: Path) -> str:
+def in_place_message(spec: DatasetSpec, root: Path) -> str:
     count = sum(1 for _ in os.scandir(root / spec.image_dir))
     return (f"{spec.title} is in place: {root / spec.csv}, {root / spec.image_dir} ({count:,} files).\n"
             f"Next: python -m utils.prepare split {spec.kind} --root {root}")

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from utils.archive import _check_targets_free, _find_dataset_root, _in_place_message, _install, safe_extract
+from utils.archive import check_targets_free, find_dataset_root, in_place_message, install, safe_extract
 from utils.datasets import DataLayoutError, PathLike, dataset_spec, layout_problems, manual_steps
 from utils.paths import files_dir
 
@@ -71,7 +71,7 @@ def download(kind: str, root: PathLike | None = None) -> Path:
     if not layout_problems(kind, root):
         print(f"{spec.title} is already in place in {root}; nothing to download.")
         return root
-    _check_targets_free(spec, root)
+    check_targets_free(spec, root)
     source = kaggle_credentials_source()
     if source is None:
         raise DownloadError(f"No Kaggle credentials found, so {spec.title} cannot be downloaded "
@@ -91,16 +91,16 @@ def download(kind: str, root: PathLike | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".download-{kind}-", dir=root))
     try:
-        if fetched.is_dir() and _find_dataset_root(fetched, spec):
-            _install(spec, fetched, root, staging, link=True)
+        if fetched.is_dir() and find_dataset_root(fetched, spec):
+            install(spec, fetched, root, staging, link=True)
         else:  # some kagglehub versions/paths hand back the archive itself
             zips = [fetched] if fetched.is_file() else sorted(fetched.glob("*.zip"))
             if not zips:
                 raise DataLayoutError(f"kagglehub returned {fetched}, which holds neither {spec.csv} "
                                       f"nor a zip.\n{manual_steps(kind, root)}")
             safe_extract(zips[0], staging / "extracted")
-            _install(spec, staging / "extracted", root, staging, link=False)
+            install(spec, staging / "extracted", root, staging, link=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(_in_place_message(spec, root))
+    print(in_place_message(spec, root))
     return root
