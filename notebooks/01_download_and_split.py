@@ -34,13 +34,13 @@ env = start()
 # `files/`; a download that is already there is not fetched again.
 
 # %%
-from utils import prepare
+from utils import kaggle, prepare
 
 DOWNLOAD = False  # set to True to download CelebA (about 1.4 GB) with your Kaggle token
 if DOWNLOAD:
     try:
-        prepare.download("celeba", root=env.files)
-    except prepare.DownloadError as error:
+        kaggle.download("celeba", root=env.files)
+    except kaggle.DownloadError as error:
         print(error)  # offline or no token: the message says how to get the files by hand
 
 # %% [markdown]

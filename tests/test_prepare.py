@@ -1,4 +1,5 @@
-"""utils.prepare: the split rule, safety of the download, idempotence, held-out faces, archives.
+"""utils.prepare and the modules it drives (utils.datasets, utils.kaggle, utils.archive): the split
+rule, safety of the download, idempotence, held-out faces, archives.
 
 Every layout here is a tiny fixture written in a tmp folder; nothing touches the network
 (kagglehub is replaced by a fake module or made unimportable).
@@ -18,16 +19,15 @@ import pandas as pd
 import pytest
 
 import utils
-from utils import prepare
+from utils import datasets, kaggle, prepare
+from utils.archive import UnsafeArchiveError, safe_extract, unpack
+from utils.datasets import DataLayoutError
+from utils.kaggle import DownloadError
 from utils.prepare import (
     CELEBA_ATTRIBUTES,
     CSVFormatError,
-    DataLayoutError,
-    DownloadError,
-    UnsafeArchiveError,
     ensure_data,
     read_corrections,
-    safe_extract,
     split_celeba,
     split_glasses,
 )
@@ -135,13 +135,13 @@ def test_copy_fallback_when_links_fail(celeba, monkeypatch):
     def no_links(src, dst):
         raise OSError(1, "Operation not permitted (FAT drive)")
 
-    monkeypatch.setattr(prepare.os, "link", no_links)
+    monkeypatch.setattr(datasets.os, "link", no_links)
     report = split_celeba(root)
     assert report.copied == 15 and report.linked == 0
     assert snapshot(images) == before
     copy = root / "blond" / expected["blond"][0]
     assert copy.read_bytes() == (images / copy.name).read_bytes()
-    assert not [p for p in root.rglob("*") if p.name.endswith(prepare.TMP_SUFFIX)]
+    assert not [p for p in root.rglob("*") if p.name.endswith(datasets.TMP_SUFFIX)]
 
 
 def test_move_only_when_asked(celeba):
@@ -350,7 +350,7 @@ def test_download_offline_fails_cleanly_without_leaking_the_key(tmp_path, no_cre
     fake_kagglehub(monkeypatch, offline)
     root = tmp_path / "files"
     with pytest.raises(DownloadError) as err:
-        prepare.download("glasses", root)
+        kaggle.download("glasses", root)
     assert "s3cr3t" not in str(err.value) and "ConnectionError" in str(err.value)
     assert "jeffheaton/glasses-or-no-glasses" in str(err.value)
     assert not root.exists() or list(root.iterdir()) == []
@@ -360,7 +360,7 @@ def test_download_without_kagglehub_installed(tmp_path, no_credentials, monkeypa
     monkeypatch.setenv("KAGGLE_API_TOKEN", "token-not-printed")
     monkeypatch.setitem(sys.modules, "kagglehub", None)  # the import fails
     with pytest.raises(DownloadError, match="pip install kagglehub") as err:
-        prepare.download("celeba", tmp_path / "files")
+        kaggle.download("celeba", tmp_path / "files")
     assert "token-not-printed" not in str(err.value)
 
 
@@ -373,13 +373,13 @@ def test_download_lays_out_the_cache_and_leaves_it_intact(tmp_path, no_credentia
     before = snapshot(cache / "img_align_celeba" / "img_align_celeba")
     calls = fake_kagglehub(monkeypatch, lambda handle: str(cache))
     root = tmp_path / "files"
-    prepare.download("celeba", root)
+    kaggle.download("celeba", root)
     assert calls == ["jessicali9530/celeba-dataset"]
-    assert prepare.layout_problems("celeba", root) == []
+    assert datasets.layout_problems("celeba", root) == []
     assert sorted(os.listdir(root)) == ["img_align_celeba", "list_attr_celeba.csv"]  # no staging left
     assert snapshot(cache / "img_align_celeba" / "img_align_celeba") == before
     assert split_celeba(root).counts == {"black": len(expected["black"]), "blond": len(expected["blond"])}
-    prepare.download("celeba", root)  # already there: no second download
+    kaggle.download("celeba", root)  # already there: no second download
     assert len(calls) == 1
 
 
@@ -391,7 +391,7 @@ def test_download_of_an_incomplete_data_set_leaves_nothing(tmp_path, monkeypatch
     fake_kagglehub(monkeypatch, lambda handle: str(cache))
     root = tmp_path / "files"
     with pytest.raises(DataLayoutError, match="expected layout"):
-        prepare.download("glasses", root)
+        kaggle.download("glasses", root)
     assert list(root.iterdir()) == []
 
 
@@ -452,7 +452,7 @@ def test_unpack_refuses_to_overwrite_a_partial_layout(tmp_path):
     (root / "faces-spring-2020").mkdir(parents=True)
     (root / "faces-spring-2020" / "mine.png").write_bytes(b"reader's file")
     with pytest.raises(DataLayoutError, match="Nothing was changed"):
-        prepare.unpack(archive, root)
+        unpack(archive, root)
     assert sorted(os.listdir(root)) == ["faces-spring-2020"]
     assert (root / "faces-spring-2020" / "mine.png").read_bytes() == b"reader's file"
 

@@ -14,6 +14,10 @@ Command line (run from the repository root)::
     python -m utils.prepare split celeba [--root files] [--test-count N] [--move]
     python -m utils.prepare split glasses [--root files] [--corrections FILE] [--test-count N]
 
+The download (`utils.kaggle`) and the unpacking of a zip fetched by hand (`utils.archive`)
+have modules of their own; this one only runs them from the command line. Where each data
+set's files belong is in `utils.datasets`.
+
 Notebooks call `ensure_data()`, which uses the real download when it is there and the
 built-in synthetic faces (`utils.synthetic`) otherwise, and says which.
 """
@@ -24,103 +28,39 @@ import argparse
 import json
 import os
 import shutil
-import stat
 import sys
 import tempfile
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from utils.archive import unpack
+from utils.datasets import (
+    CELEBA,
+    DATASETS,
+    GLASSES,
+    TMP_SUFFIX,
+    DataLayoutError,
+    DatasetSpec,
+    PathLike,
+    dataset_spec,
+    layout_problems,
+    link_or_copy,
+    manual_steps,
+)
+from utils.kaggle import DownloadError, download
 from utils.paths import files_dir
 
-PathLike = str | os.PathLike
-
-TMP_SUFFIX = ".prepare-tmp"  # a copy in progress; never trusted, removed by the next run
 SYNTHETIC_MARKER = ".complete.json"  # written last: a generation without it is redone
 MISSING_EXAMPLES = 5
-
-
-class DataLayoutError(FileNotFoundError):
-    """A data file or folder is not where the chapter's layout expects it."""
 
 
 class CSVFormatError(ValueError):
     """A label CSV cannot be used: unreadable, empty, or without the needed columns/values."""
 
-
-class UnsafeArchiveError(ValueError):
-    """A zip member would land outside the target folder (absolute path, `..`, symlink)."""
-
-
-class DownloadError(RuntimeError):
-    """The Kaggle download could not be done; the message says how to get the data by hand."""
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """Where one Kaggle data set lives and how its files are laid out under `files/`."""
-
-    kind: str
-    title: str
-    handle: str
-    csv: str
-    image_dir: str  # relative to root, the chapter's (doubly nested) folder
-    id_column: str
-    label_columns: tuple[str, ...]
-    synthetic_dir: str
-    tree: str  # the expected tree, for the manual steps
-
-    @property
-    def url(self) -> str:
-        return f"https://www.kaggle.com/datasets/{self.handle}"
-
-    @property
-    def top_level(self) -> tuple[str, str]:
-        """The two entries a download puts under root: the CSV and the image folder's top."""
-        return self.csv, PurePosixPath(self.image_dir).parts[0]
-
-
-CELEBA = DatasetSpec(
-    kind="celeba",
-    title="CelebA",
-    handle="jessicali9530/celeba-dataset",
-    csv="list_attr_celeba.csv",
-    image_dir="img_align_celeba/img_align_celeba",
-    id_column="image_id",
-    label_columns=("Black_Hair", "Blond_Hair"),
-    synthetic_dir="synthetic",
-    tree=(
-        "{root}/\n"
-        "  list_attr_celeba.csv          (image_id + 40 attributes, values 1/-1)\n"
-        "  img_align_celeba/\n"
-        "    img_align_celeba/\n"
-        "      000001.jpg ... 202599.jpg  (202,599 JPEG faces)\n"
-        "  (list_bbox_celeba.csv and the other CSVs may stay; they are not used)"
-    ),
-)
-GLASSES = DatasetSpec(
-    kind="glasses",
-    title="Glasses or No Glasses",
-    handle="jeffheaton/glasses-or-no-glasses",
-    csv="train.csv",
-    image_dir="faces-spring-2020/faces-spring-2020",
-    id_column="id",
-    label_columns=("glasses",),
-    synthetic_dir="synthetic_glasses",
-    tree=(
-        "{root}/\n"
-        "  train.csv                     (id, v1 ... v512, glasses; ids 1-4500)\n"
-        "  faces-spring-2020/\n"
-        "    faces-spring-2020/\n"
-        "      face-1.png ... face-5000.png\n"
-        "  (test.csv may stay; it is not used)"
-    ),
-)
-DATASETS = {spec.kind: spec for spec in (CELEBA, GLASSES)}
 
 # The 40 attribute columns of list_attr_celeba.csv, in the file's order (after image_id).
 CELEBA_ATTRIBUTES: tuple[str, ...] = tuple((
@@ -132,55 +72,7 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = tuple((
 ).split())
 
 
-def dataset_spec(kind: str) -> DatasetSpec:
-    """The layout of `kind` ("celeba" or "glasses"), or a clear error for anything else."""
-    try:
-        return DATASETS[kind]
-    except KeyError:
-        raise ValueError(f"Unknown data set {kind!r}: choose one of {sorted(DATASETS)}.") from None
-
-
 # --------------------------------------------------------------------------- messages
-def manual_steps(kind: str, root: PathLike) -> str:
-    """What a reader does by hand when the automatic download is impossible."""
-    spec = dataset_spec(kind)
-    root = Path(root)
-    return (
-        f"To get {spec.title} by hand:\n"
-        f"  1. Sign in at https://www.kaggle.com and open {spec.url}\n"
-        f"  2. Click 'Download' and save the zip (Kaggle names it archive.zip).\n"
-        f"  3. Unpack it safely into the layout below:\n"
-        f"       python -m utils.prepare unpack PATH/TO/archive.zip --root {root}\n"
-        f"     or unzip it yourself so that you get exactly this tree:\n"
-        + "\n".join("       " + line for line in spec.tree.format(root=root).splitlines())
-        + "\n"
-        f"To let `python -m utils.prepare download {kind}` fetch it instead, create a Kaggle API\n"
-        f"token (kaggle.com -> Settings -> API -> Create New Token) and either save kaggle.json\n"
-        f"in ~/.kaggle/ (Windows: C:\\Users\\<you>\\.kaggle\\), or set KAGGLE_USERNAME and\n"
-        f"KAGGLE_KEY (or KAGGLE_API_TOKEN), or on Colab add them as notebook secrets."
-    )
-
-
-def layout_problems(kind: str, root: PathLike) -> list[str]:
-    """Why `root` does not hold the download of `kind` (an empty list: it does)."""
-    spec = dataset_spec(kind)
-    root = Path(root)
-    problems = []
-    if not (root / spec.csv).is_file():
-        problems.append(f"{root / spec.csv} is missing")
-    image_dir = root / spec.image_dir
-    if not image_dir.is_dir():
-        single = root / PurePosixPath(spec.image_dir).parts[0]
-        hint = ""
-        if single.is_dir() and any(single.glob("*.[jp][pn]g")):
-            hint = (f" ({single} holds the images directly; the chapter's layout nests them "
-                    f"in a second folder of the same name: move them into {image_dir})")
-        problems.append(f"the image folder {image_dir} is missing{hint}")
-    elif not any(image_dir.iterdir()):
-        problems.append(f"the image folder {image_dir} is empty")
-    return problems
-
-
 def _missing_data_error(spec: DatasetSpec, root: Path, problems: list[str]) -> DataLayoutError:
     return DataLayoutError(
         f"No {spec.title} download in {root}: {'; '.join(problems)}.\n"
@@ -337,28 +229,6 @@ class SplitReport:
         return "\n".join(lines)
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    """Copy under a temporary name, then rename: a crash never leaves a half file that looks done."""
-    tmp = dst.with_name(dst.name + TMP_SUFFIX)
-    shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
-
-
-def link_or_copy(src: Path, dst: Path) -> str:
-    """Hard-link `src` to `dst`, or copy it where links fail (FAT, cross-device, some Windows shares).
-
-    Returns "linked" or "copied". The source is never modified.
-    """
-    try:
-        os.link(src, dst)
-        return "linked"
-    except FileExistsError:
-        raise
-    except OSError:
-        _copy_atomic(src, dst)
-        return "copied"
-
-
 def _listdir(folder: Path) -> set[str]:
     return set(os.listdir(folder)) if folder.is_dir() else set()
 
@@ -479,231 +349,6 @@ def split_glasses(root: PathLike, *, corrections: PathLike | None = None, test_c
     known = {f"face-{i}.png" for i in frame["id"].tolist()}
     out = root / "glasses"
     return _split(GLASSES, root, selection, known, out, out / "test", test_count, move, len(flip))
-
-
-# --------------------------------------------------------------------------- archives
-def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
-    """The path parts of a zip member, or UnsafeArchiveError if it could escape the target."""
-    name = info.filename
-    if stat.S_ISLNK(info.external_attr >> 16):
-        raise UnsafeArchiveError(f"refusing the symbolic link {name!r}")
-    windows = PureWindowsPath(name)
-    if name.startswith(("/", "\\")) or windows.drive or windows.is_absolute():
-        raise UnsafeArchiveError(f"refusing the absolute path {name!r}")
-    parts = tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
-    if ".." in parts:
-        raise UnsafeArchiveError(f"refusing {name!r}: it climbs out of the target folder with '..'")
-    return parts
-
-
-def safe_extract(zip_path: PathLike, target: PathLike) -> list[Path]:
-    """Extract a zip so that no member lands outside `target`; check every member first.
-
-    Absolute paths, `..` components and symbolic links are refused before anything is
-    written, so a bad archive leaves nothing behind.
-    """
-    zip_path, target = Path(zip_path), Path(target)
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise UnsafeArchiveError(f"{zip_path} is not a readable zip file ({err}).") from None
-    base = target.resolve()
-    written = []
-    with archive:
-        members = []
-        for info in archive.infolist():
-            try:
-                parts = _member_parts(info)
-            except UnsafeArchiveError as err:
-                raise UnsafeArchiveError(f"{zip_path}: {err}; nothing was extracted.") from None
-            if parts:
-                dest = target.joinpath(*parts)
-                if not dest.resolve().is_relative_to(base):
-                    raise UnsafeArchiveError(f"{zip_path}: {info.filename!r} would land outside "
-                                             f"{target}; nothing was extracted.")
-                members.append((info, dest))
-        for info, dest in members:
-            if info.is_dir():
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            written.append(dest)
-    return written
-
-
-def _find_dataset_root(folder: Path, spec: DatasetSpec, depth: int = 3) -> Path | None:
-    """The folder under `folder` (itself or up to `depth` levels down) that holds `spec`'s CSV."""
-    level = [folder]
-    for _ in range(depth + 1):
-        for candidate in level:
-            if (candidate / spec.csv).is_file():
-                return candidate
-        # scandir's is_dir() needs no stat per entry: cheap even beside 202,599 images
-        level = sorted(Path(e.path) for c in level for e in os.scandir(c) if e.is_dir())
-    return None
-
-
-def _link_tree(src: Path, dst: Path) -> None:
-    for dirpath, _dirnames, filenames in os.walk(src):
-        here = dst / Path(dirpath).relative_to(src)
-        here.mkdir(parents=True, exist_ok=True)
-        for name in filenames:
-            link_or_copy(Path(dirpath) / name, here / name)
-
-
-def _check_targets_free(spec: DatasetSpec, root: Path) -> None:
-    taken = [root / name for name in spec.top_level if (root / name).exists()]
-    if taken:
-        raise DataLayoutError(
-            f"{root} already holds {', '.join(map(str, taken))} but not a complete {spec.title} "
-            f"download ({'; '.join(layout_problems(spec.kind, root))}). Nothing was changed: move "
-            f"{'it' if len(taken) == 1 else 'them'} elsewhere (or finish the layout by hand) and retry.")
-
-
-def _install(spec: DatasetSpec, source: Path, root: Path, staging: Path, *, link: bool) -> None:
-    """Bring the CSV and image folder of a dataset found at `source` into `root`, all or nothing.
-
-    `source` is a kagglehub cache folder (linked/copied into `staging`) or already a folder
-    inside `staging` (an unpacked zip). Only when the staged layout is complete are its two
-    entries renamed into `root`.
-    """
-    found = _find_dataset_root(source, spec)
-    if found is None:
-        raise DataLayoutError(f"No {spec.csv} found in {source}: is it the {spec.title} archive "
-                              f"({spec.url})?")
-    if link:
-        for name in spec.top_level:
-            if (found / name).is_dir():
-                _link_tree(found / name, staging / name)
-            elif (found / name).is_file():
-                link_or_copy(found / name, staging / name)
-        found = staging
-    problems = layout_problems(spec.kind, found)
-    if problems:
-        raise DataLayoutError(f"The {spec.title} data in {source} does not have the expected layout: "
-                              f"{'; '.join(problems)}.\nExpected:\n{spec.tree.format(root=root)}")
-    # the image folder first, the CSV last: the layout counts as present only with both
-    for name in reversed(spec.top_level):
-        os.replace(found / name, root / name)
-
-
-def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None = None) -> Path:
-    """Unpack a Kaggle zip downloaded by hand into `root`'s layout, safely and all-or-nothing.
-
-    `kind` is guessed from the archive's CSV when not given. Returns `root`.
-    """
-    zip_path, root = Path(zip_path), Path(root) if root is not None else files_dir()
-    if not zip_path.is_file():
-        raise FileNotFoundError(f"{zip_path} does not exist.")
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
-    try:
-        extracted = staging / "extracted"
-        safe_extract(zip_path, extracted)
-        specs = [dataset_spec(kind)] if kind else list(DATASETS.values())
-        spec = next((s for s in specs if _find_dataset_root(extracted, s)), None)
-        if spec is None:
-            raise DataLayoutError(f"{zip_path} holds neither {' nor '.join(s.csv for s in specs)}: "
-                                  "is it the right Kaggle archive?\n"
-                                  + "\n".join(s.url for s in specs))
-        if not layout_problems(spec.kind, root):
-            print(f"{spec.title} is already in place in {root}; nothing to do.")
-            return root
-        _check_targets_free(spec, root)
-        _install(spec, extracted, root, staging, link=False)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    print(_in_place_message(spec, root))
-    return root
-
-
-def _in_place_message(spec: DatasetSpec, root: Path) -> str:
-    count = sum(1 for _ in os.scandir(root / spec.image_dir))
-    return (f"{spec.title} is in place: {root / spec.csv}, {root / spec.image_dir} ({count:,} files).\n"
-            f"Next: python -m utils.prepare split {spec.kind} --root {root}")
-
-
-# --------------------------------------------------------------------------- download
-def kaggle_credentials_source() -> str | None:
-    """Where Kaggle credentials would come from (a description, never the token), or None."""
-    if os.environ.get("KAGGLE_API_TOKEN"):
-        return "the KAGGLE_API_TOKEN environment variable"
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        return "the KAGGLE_USERNAME/KAGGLE_KEY environment variables"
-    folder = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
-    for name in ("kaggle.json", "access_token", "access_token.txt"):
-        if (folder / name).is_file():
-            return str(folder / name)
-    try:  # Colab secrets (the reader grants access once per notebook)
-        from google.colab import userdata  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    for names in (("KAGGLE_API_TOKEN",), ("KAGGLE_USERNAME", "KAGGLE_KEY")):
-        try:
-            if all(userdata.get(n) for n in names):  # kagglehub reads them there itself
-                return "Colab secrets " + "/".join(names)
-        except Exception:  # noqa: BLE001 - a secret not granted or not defined: try the next
-            continue
-    return None
-
-
-def _scrub(text: str) -> str:
-    """Remove anything that looks like the reader's Kaggle key from a message."""
-    secrets = [os.environ.get(n, "") for n in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
-    for secret in secrets:
-        if len(secret) >= 8:
-            text = text.replace(secret, "***")
-    return text
-
-
-def download(kind: str, root: PathLike | None = None) -> Path:
-    """Fetch `kind` from Kaggle with kagglehub and lay it out under `root`, all or nothing.
-
-    kagglehub keeps the files in its cache (~/.cache/kagglehub); they are hard-linked (or
-    copied) into a staging folder inside `root` and renamed into place only once the
-    layout is complete. Without credentials, without kagglehub, or offline: DownloadError
-    with the manual steps, and `root` is left as it was.
-    """
-    spec = dataset_spec(kind)
-    root = Path(root) if root is not None else files_dir()
-    if not layout_problems(kind, root):
-        print(f"{spec.title} is already in place in {root}; nothing to download.")
-        return root
-    _check_targets_free(spec, root)
-    source = kaggle_credentials_source()
-    if source is None:
-        raise DownloadError(f"No Kaggle credentials found, so {spec.title} cannot be downloaded "
-                            f"automatically.\n{manual_steps(kind, root)}")
-    try:
-        import kagglehub
-    except ImportError:
-        raise DownloadError(f"The kagglehub package is not installed (pip install kagglehub).\n"
-                            f"{manual_steps(kind, root)}") from None
-    print(f"Downloading {spec.handle} with kagglehub (credentials from {source}) ...")
-    try:
-        fetched = Path(kagglehub.dataset_download(spec.handle))
-    except Exception as err:  # noqa: BLE001 - network, HTTP 401/403/404, disk: all end the same way
-        raise DownloadError(f"The download of {spec.handle} failed: {_scrub(f'{type(err).__name__}: {err}')}"
-                            f"\nCheck the connection and the credentials, or get it by hand.\n"
-                            f"{manual_steps(kind, root)}") from None
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".download-{kind}-", dir=root))
-    try:
-        if fetched.is_dir() and _find_dataset_root(fetched, spec):
-            _install(spec, fetched, root, staging, link=True)
-        else:  # some kagglehub versions/paths hand back the archive itself
-            zips = [fetched] if fetched.is_file() else sorted(fetched.glob("*.zip"))
-            if not zips:
-                raise DataLayoutError(f"kagglehub returned {fetched}, which holds neither {spec.csv} "
-                                      f"nor a zip.\n{manual_steps(kind, root)}")
-            safe_extract(zips[0], staging / "extracted")
-            _install(spec, staging / "extracted", root, staging, link=False)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    print(_in_place_message(spec, root))
-    return root
 
 
 # --------------------------------------------------------------------------- notebooks
