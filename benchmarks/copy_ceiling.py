@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from benchmarks.common import add_machine_options, apply_machine_options  # noqa: E402
 from utils import demo  # noqa: E402
 from utils.ch06util import Generator, list_images, weights_init  # noqa: E402
 from utils.evaluate import psnr, to_unit  # noqa: E402
 from utils.inference import load_images  # noqa: E402
-from utils.runtime import describe, pick_device  # noqa: E402
 
 
 def colour_offset_effect(gen: torch.nn.Module, images: torch.Tensor) -> float:
@@ -55,17 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--minutes", type=float, help="stop after this many minutes (default: none)")
-    parser.add_argument("--device", help="cpu, cuda, mps (default: the fastest present)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--fp32", action="store_true", help="no TF32 on a GPU (stands for a CPU run)")
+    add_machine_options(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.fp32:
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-    device = pick_device(args.device)
-    print(describe(device), f"threads {torch.get_num_threads()}")
+    device = apply_machine_options(args)
     print(f"size {args.size}, generator {args.features} wide with {args.residuals} residual blocks, "
           f"batch {args.batch}, lr {args.lr:g}")
 

@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.common import add_machine_options, apply_machine_options  # noqa: E402
 from utils import demo  # noqa: E402
 from utils.checkpoints import load_generator  # noqa: E402
 from utils.evaluate import score_held_out  # noqa: E402
 from utils.paths import files_dir  # noqa: E402
-from utils.runtime import describe, pick_device  # noqa: E402
 from utils.train import GEN_BLACK, GEN_BLOND, HISTORY, TrainEvent, train  # noqa: E402
 
 
@@ -71,24 +71,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a DemoSettings field (repeatable)")
     parser.add_argument("--out", help="run folder (default files/demo_frontier)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", help="cpu, cuda, mps (default: the fastest present)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    add_machine_options(parser)
     parser.add_argument("--minutes", type=float, help="stop training after this many minutes (default: none)")
     parser.add_argument("--workers", type=int, help="DataLoader workers (default: utils.speed's choice)")
-    parser.add_argument("--fp32", action="store_true",
-                        help="float32 without TF32 on a GPU too, so its curve stands for a CPU run's")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.fp32:
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    device = apply_machine_options(args)
 
     settings = dataclasses.replace(demo.settings_for(False, args.iterations), **parse_overrides(args.set))
-    device = pick_device(args.device)
     out = Path(args.out) if args.out else files_dir() / "demo_frontier"
     run = out / "run"
-    print(describe(device), f"threads {torch.get_num_threads()}")
     print(settings)
 
     started = time.monotonic()
