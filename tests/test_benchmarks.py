@@ -1,0 +1,43 @@
+"""The quality benchmarks' own arithmetic (their figures are in benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from benchmarks.copy_ceiling import colour_offset_effect
+from benchmarks.error_breakdown import breakdown
+from tests.test_evaluate import BLACK, BLOND, SIZE, Tint, write_faces
+from utils import evaluate as ev
+from utils.ch06util import Generator, weights_init
+
+
+class Shift(nn.Module):
+    """Adds one colour to the whole picture: a translation whose only error is a colour shift."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + torch.tensor([0.2, -0.1, 0.05]).view(1, 3, 1, 1)).clamp(-1, 1)
+
+
+@pytest.mark.parametrize("gen", [Tint(), Shift()], ids=["tint", "shift"])
+def test_error_breakdown_agrees_with_the_scores_and_sees_the_shift(tmp_path, gen):
+    test, truth = write_faces(tmp_path, 6, BLACK, BLOND)
+    scores = ev.evaluate_direction_with_truth(gen, gen, test, truth, image_size=SIZE)
+    parts = breakdown(gen, ev.list_images(test), truth, SIZE)
+    assert parts["hair_accuracy"] == pytest.approx(scores["hair_accuracy"])
+    assert parts["psnr_outside_hair"] == pytest.approx(scores["psnr_outside_hair"], rel=1e-5)
+    # the accuracy is both conditions at once, so never above either of them
+    assert parts["hair_accuracy"] <= min(parts["hair_colour_right"], parts["rest_kept_mae_below_0.1"])
+    assert parts["psnr_without_colour_shift"] >= parts["psnr_outside_hair"]
+    if isinstance(gen, Shift):  # all of its error is the shift (up to clamping at white and black)
+        assert parts["psnr_without_colour_shift"] > parts["psnr_outside_hair"] + 15
+        assert parts["mean_abs_colour_shift"] == pytest.approx((0.2 + 0.1 + 0.05) / 3 / 2, rel=0.1)
+
+
+def test_colour_offset_effect_is_nil_for_the_chapters_generator():
+    torch.manual_seed(0)
+    gen = weights_init(Generator(3, num_features=8, num_residuals=1)).eval()
+    assert colour_offset_effect(gen, torch.rand(2, 3, 32, 32) * 1.2 - 0.6) < 1e-4
+    # a translation that does see colour passes the input's offset (0.3 at most) through
+    assert colour_offset_effect(Shift(), torch.zeros(1, 3, 8, 8)) == pytest.approx(0.3)
