@@ -34,15 +34,8 @@ import torch  # noqa: E402
 from benchmarks.common import add_machine_options, apply_machine_options  # noqa: E402
 from utils import demo  # noqa: E402
 from utils.ch06util import Generator, list_images, weights_init  # noqa: E402
-from utils.evaluate import psnr, to_unit  # noqa: E402
+from utils.evaluate import colour_offset_effect, psnr, to_unit  # noqa: E402
 from utils.inference import load_images  # noqa: E402
-
-
-def colour_offset_effect(gen: torch.nn.Module, images: torch.Tensor) -> float:
-    """Largest change in `gen`'s output when a constant is added to each colour channel."""
-    offset = torch.tensor([0.3, -0.2, 0.1], device=images.device).view(1, 3, 1, 1)
-    with torch.no_grad():
-        return float((gen(images + offset) - gen(images)).abs().max())
 
 
 def main(argv: list[str] | None = None) -> int:

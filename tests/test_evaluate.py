@@ -270,3 +270,11 @@ def test_cli_writes_json(tmp_path, capsys):
     metrics = json.loads(out2.read_text())
     assert set(metrics["black_to_blond"]) == {"domain_score", "real_target_score", "classifier_accuracy",
                                               "cycle_l1", "count"}
+
+
+def test_colour_offset_effect_tells_a_colour_blind_generator_from_one_that_sees_colour():
+    torch.manual_seed(0)
+    gen = Generator(3, num_features=8, num_residuals=1).eval()
+    assert ev.colour_offset_effect(gen, torch.rand(2, 3, SIZE, SIZE) * 1.2 - 0.6) < 1e-4
+    # an identity "generator" passes the offset straight through: 0.3 at most
+    assert ev.colour_offset_effect(nn.Identity(), torch.zeros(1, 3, 8, 8)) == pytest.approx(0.3)

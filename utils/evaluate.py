@@ -162,6 +162,19 @@ def target_reached(source: torch.Tensor, output: torch.Tensor, truth: torch.Tens
     return torch.where(empty, torch.full_like(correct, math.nan), correct)
 
 
+def colour_offset_effect(gen: nn.Module, images: torch.Tensor,
+                         offset: Sequence[float] = (0.3, -0.2, 0.1)) -> float:
+    """The largest change in `gen`'s output when `offset` is added to each colour channel of `images`.
+
+    About 1e-6 for the chapter's generator, whatever its weights: an instance norm follows its
+    first convolution and removes the shift (the README's "What `make demo` shows"), so it
+    cannot see an image's overall colour and must guess it from the content.
+    """
+    shift = torch.tensor(offset, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    with torch.inference_mode():
+        return float((gen(images + shift) - gen(images)).abs().max())
+
+
 # -------------------------------------------------------------------- files
 def load_masks(paths: Sequence[Path], image_size: int) -> torch.Tensor:
     """Masks (mode L, 255 = region) as `N,1,S,S` coverage in [0, 1] (box-filter area average)."""
