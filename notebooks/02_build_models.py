@@ -122,7 +122,8 @@ show_rows([feature_maps(x), feature_maps(change), feature_maps(out)], ["x", "F(x
 # The generator's first layer is a convolution followed by an instance norm, which subtracts
 # each feature map's mean. Tint the whole picture (add the same amount to every pixel of a
 # colour channel) and the convolution's outputs shift by a constant that the norm removes: the
-# output does not change at all, whatever the weights. A trained generator must therefore
+# output does not change at all, whatever the weights (here they are still random, so the output
+# is noise, but the same noise twice). A trained generator must therefore
 # *guess* the overall colour of what it draws from the picture's content. Learning that guess
 # is slow, and a wrong guess is the largest error in `make demo`'s scores (README, "What
 # `make demo` shows").
@@ -133,7 +134,8 @@ from utils.evaluate import colour_offset_effect
 tint = torch.tensor([0.3, -0.2, 0.1], device=device).view(1, 3, 1, 1)
 faces = A.to(device)
 with torch.no_grad():
-    rows = [faces, faces + tint, gen_A(faces), gen_A(faces + tint)]
+    inputs = torch.cat([faces, faces + tint])
+    rows = [inputs.cpu(), gen_A(inputs).cpu()]
 print(f"largest change of the output for the tinted face: {colour_offset_effect(gen_A, faces):.1e}")
-show_rows([r.cpu() for r in rows], ["face", "tinted", "gen_A(face)", "gen_A(tinted)"], size=2.5);
+show_rows(rows, ["face, tinted", "gen_A(...)"], size=2.5);
 
