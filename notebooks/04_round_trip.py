@@ -85,6 +85,11 @@ print("Saved", *(p.name for p in saved), "in", saved[0].parent)
 # much the rest of the picture changed (PSNR outside the hair: higher is better, 22 dB and up
 # looks clean). With real CelebA there is no right answer: a small classifier trained on your
 # real black and blond faces judges the translations instead.
+#
+# If the faces come out with a colour cast (look at the backgrounds above), that is the
+# generator's blind spot from notebook 02: it cannot see an image's overall colour and has to
+# guess it. `python benchmarks/error_breakdown.py files/demo/run` measures how much of the
+# PSNR that guess costs.
 
 # %%
 from utils.evaluate import format_table, score_held_out
