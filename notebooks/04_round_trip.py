@@ -88,8 +88,8 @@ print("Saved", *(p.name for p in saved), "in", saved[0].parent)
 #
 # If the faces come out with a colour cast (look at the backgrounds above), that is the
 # generator's blind spot from notebook 02: it cannot see an image's overall colour and has to
-# guess it. `python benchmarks/error_breakdown.py files/demo/run` measures how much of the
-# PSNR that guess costs.
+# guess it. `python benchmarks/error_breakdown.py FOLDER` (the folder holding `gen_black.pth`
+# and `gen_blond.pth`, e.g. `files/demo/run` after `make demo`) measures what that guess costs.
 
 # %%
 from utils.evaluate import format_table, score_held_out
