@@ -34,9 +34,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.datasets import CELEBA  # noqa: E402
+from utils.datasets import CELEBA, CELEBA_ATTRIBUTES  # noqa: E402
 from utils.prepare import (  # noqa: E402
-    CELEBA_ATTRIBUTES,
     read_celeba_attributes,
     select_celeba,
     split_celeba,

@@ -21,10 +21,9 @@ import pytest
 import utils
 from utils import datasets, kaggle, prepare
 from utils.archive import UnsafeArchiveError, safe_extract, unpack
-from utils.datasets import DataLayoutError
+from utils.datasets import CELEBA_ATTRIBUTES, DataLayoutError
 from utils.kaggle import DownloadError
 from utils.prepare import (
-    CELEBA_ATTRIBUTES,
     CSVFormatError,
     ensure_data,
     read_corrections,

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from utils import synthetic
+from utils.datasets import CELEBA_ATTRIBUTES
 from utils.synthetic import (
-    CELEBA_ATTRIBUTES,
     GROUND_TRUTH_DIR,
     celeba_attributes,
     glasses_train_table,

@@ -23,6 +23,16 @@ class DataLayoutError(FileNotFoundError):
     """A data file or folder is not where the chapter's layout expects it."""
 
 
+# The 40 attribute columns of list_attr_celeba.csv, in the file's order (after image_id).
+CELEBA_ATTRIBUTES: tuple[str, ...] = tuple((
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
+    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
+    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
+    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
+    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split())
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where one Kaggle data set lives and how its files are laid out under `files/`."""

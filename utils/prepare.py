@@ -62,16 +62,6 @@ class CSVFormatError(ValueError):
     """A label CSV cannot be used: unreadable, empty, or without the needed columns/values."""
 
 
-# The 40 attribute columns of list_attr_celeba.csv, in the file's order (after image_id).
-CELEBA_ATTRIBUTES: tuple[str, ...] = tuple((
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
-    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
-    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
-    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split())
-
-
 # --------------------------------------------------------------------------- messages
 def _missing_data_error(spec: DatasetSpec, root: Path, problems: list[str]) -> DataLayoutError:
     return DataLayoutError(

@@ -48,21 +48,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
+from utils.datasets import CELEBA_ATTRIBUTES
+
 PathLike = str | os.PathLike
 
 GROUND_TRUTH_DIR = "ground_truth"
 MARKER_NAME = ".synthetic"  # in ground_truth/<kind>/: proves the data set folder is ours
-
-# listing 6.1's header, in the order of the real list_attr_celeba.csv
-CELEBA_ATTRIBUTES: tuple[str, ...] = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
-    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
-    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
-    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
-    "Wearing_Necktie", "Young",
-)
 
 HAIR_FAMILIES: tuple[str, ...] = ("black", "blond", "brown", "gray")
 HAIR_SHARES: tuple[float, ...] = (0.45, 0.35, 0.10, 0.10)
