@@ -27,10 +27,8 @@ CUDA = torch.device("cuda")
 @pytest.fixture
 def strict_fp32():
     """Plain float32 convolutions and products (no TF32), so CUDA and CPU can be compared."""
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    with speed.no_tf32():
+        yield
 
 
 def tiny_nets() -> list[nn.Module]:

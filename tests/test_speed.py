@@ -278,3 +278,14 @@ def test_train_epoch_tunes_the_backends_for_its_device(monkeypatch, domains, tmp
     ch.train_epoch(*nets, loader, opt_disc, opt_gen, nn.L1Loss(), nn.MSELoss(), scaler, scaler,
                    "cpu", max_batches=1, progress=False, sample_dir=tmp_path)
     assert seen == [torch.device("cpu")]
+
+
+def test_no_tf32_turns_tf32_off_inside_and_restores_the_flags_after():
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+        with speed.no_tf32():
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, False)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

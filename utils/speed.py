@@ -26,9 +26,10 @@ What measured slower on the CPU, or cannot be measured here, and so is a flag:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import torch
@@ -68,16 +69,27 @@ def channels_last_is_exact(device: torch.device | str) -> bool:
     return _channels_last_is_exact(str(torch.device(device)))
 
 
-@functools.cache
-def _channels_last_is_exact(device_name: str) -> bool:
-    # Without TF32: its 10-bit products differ between the two layouts' convolution
-    # algorithms by ~1e-3, which would read as a layout bug. This checks the layout.
+@contextlib.contextmanager
+def no_tf32() -> Iterator[None]:
+    """Plain float32 products on a GPU inside the block (TF32 keeps 10 mantissa bits); restored after.
+
+    For comparisons that must see only float32 rounding: a GPU against a CPU, one layout
+    against another. Training keeps PyTorch's defaults.
+    """
     flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        return _compare_layouts(torch.device(device_name))
+        yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
+@functools.cache
+def _channels_last_is_exact(device_name: str) -> bool:
+    # Without TF32: its products differ between the two layouts' convolution algorithms by
+    # ~1e-3, which would read as a layout bug. This checks the layout.
+    with no_tf32():
+        return _compare_layouts(torch.device(device_name))
 
 
 def _compare_layouts(device: torch.device) -> bool:
