@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -30,3 +31,13 @@ def domains(tmp_path: Path) -> tuple[Path, Path]:
     write_images(a, 3, seed=1)
     write_images(b, 5, seed=2)
     return a, b
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors run fastest on one thread, and do not stall when other jobs hold the cores
+    (OpenMP threads wait for each other on a shared 2-core machine). Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

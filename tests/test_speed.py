@@ -19,13 +19,7 @@ from utils import speed
 LR, ITERATIONS = 1e-5, 3  # the chapter's learning rate; iterations compared
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest on one thread, and do not stall when other jobs hold the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _tiny_nets(seed: int = 0) -> list[nn.Module]:

@@ -21,13 +21,7 @@ from utils.checkpoints import CheckpointError
 NETS = ("gen_A", "gen_B", "disc_A", "disc_B")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny convolutions on a shared 2-core machine: one thread avoids OpenMP spin contention.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture
