@@ -19,6 +19,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PureWindowsPath
 
+from utils.cli import UserError
 from utils.datasets import (
     DATASETS,
     DataLayoutError,
@@ -31,7 +32,7 @@ from utils.datasets import (
 from utils.paths import files_dir
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(UserError, ValueError):
     """A zip member would land outside the target folder (absolute path, `..`, symlink)."""
 
 

@@ -16,11 +16,12 @@ import torch
 from torch import nn
 
 from utils.ch06util import Generator
+from utils.cli import UserError
 
 PathLike = str | os.PathLike
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A weights file that cannot be used, with the reason and what to do about it."""
 
 

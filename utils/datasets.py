@@ -14,12 +14,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from utils.cli import UserError
+
 PathLike = str | os.PathLike
 
 TMP_SUFFIX = ".prepare-tmp"  # a copy in progress; never trusted, removed by the next run
 
 
-class DataLayoutError(FileNotFoundError):
+class DataLayoutError(UserError, FileNotFoundError):
     """A data file or folder is not where the chapter's layout expects it."""
 
 

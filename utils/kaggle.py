@@ -18,11 +18,12 @@ import tempfile
 from pathlib import Path
 
 from utils.archive import check_targets_free, find_dataset_root, in_place_message, install, safe_extract
+from utils.cli import UserError
 from utils.datasets import DataLayoutError, PathLike, dataset_spec, layout_problems, manual_steps
 from utils.paths import files_dir
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """The Kaggle download could not be done; the message says how to get the data by hand."""
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from utils.archive import unpack
+from utils.cli import UserError
 from utils.datasets import (
     CELEBA,
     DATASETS,
@@ -58,7 +59,7 @@ SYNTHETIC_MARKER = ".complete.json"  # written last: a generation without it is 
 MISSING_EXAMPLES = 5
 
 
-class CSVFormatError(ValueError):
+class CSVFormatError(UserError, ValueError):
     """A label CSV cannot be used: unreadable, empty, or without the needed columns/values."""
 
 

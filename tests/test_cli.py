@@ -1,0 +1,63 @@
+"""utils.cli: a reader's mistake is one line and exit code 2; a bug keeps its traceback."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from utils.cli import DEBUG_ENV, USER_ERROR_EXIT, SettingError, UserError, command, describe, is_user_error
+
+
+def _main_raising(error: BaseException):
+    @command
+    def main(argv=None) -> int:
+        raise error
+
+    return main
+
+
+@pytest.mark.parametrize("error", [
+    UserError("the folder files/black is empty — run `python -m utils.prepare split celeba` first"),
+    SettingError("--num-residuals must be at least 0, got -1"),
+    FileNotFoundError(errno.ENOENT, "No such file or directory", "files/nowhere.pth"),
+    PermissionError(errno.EACCES, "Permission denied", "/root/locked"),
+    OSError(errno.ENOSPC, "No space left on device", "files/run/checkpoint.pt"),
+])
+def test_a_user_error_is_one_line_and_exit_2(error, capsys, monkeypatch):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    assert _main_raising(error)([]) == USER_ERROR_EXIT
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_the_messages_name_the_file_and_the_fix():
+    missing = FileNotFoundError(errno.ENOENT, "No such file", "files/x.pth")
+    assert "not found: files/x.pth" in describe(missing)
+    full = describe(OSError(errno.ENOSPC, "No space left on device", "files/run/checkpoint.pt"))
+    assert "no space left on files/run/checkpoint.pt" in full and "Free some disk space" in full
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    assert not is_user_error(KeyError("oops"))
+    with pytest.raises(KeyError):
+        _main_raising(KeyError("oops"))([])
+
+
+def test_debug_shows_the_traceback_of_user_errors_too(monkeypatch):
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    with pytest.raises(UserError):
+        _main_raising(UserError("bad"))([])
+
+
+def test_the_modules_errors_are_user_errors():
+    from utils.archive import UnsafeArchiveError
+    from utils.checkpoints import CheckpointError
+    from utils.datasets import DataLayoutError
+    from utils.kaggle import DownloadError
+    from utils.prepare import CSVFormatError
+
+    for cls in (UnsafeArchiveError, CheckpointError, DataLayoutError, DownloadError, CSVFormatError):
+        assert issubclass(cls, UserError), cls

@@ -1,0 +1,98 @@
+"""How every command line of the project reports a reader's mistake: one line, exit code 2.
+
+(Extra code – not in the book.) A reader who mistypes a folder or gives a nonsense setting
+should read what is wrong and how to fix it, not forty lines of traceback that bury it. A
+genuine bug is different: its traceback is what a maintainer needs, so only the errors
+that are known to be the reader's to fix are shortened:
+
+* `UserError` and its subclasses (each module's own errors derive from it: a damaged
+  checkpoint, a data set in the wrong place, an unsafe zip, a bad setting, ...);
+* the operating system's answers about the reader's files and disk (a missing file, a folder
+  that cannot be written, a full disk), which no code of ours can fix.
+
+Set `CH06_DEBUG=1` to see the full traceback of those too.
+
+Usage, in a module with a `main(argv) -> int`::
+
+    @command
+    def main(argv=None) -> int: ...
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+DEBUG_ENV = "CH06_DEBUG"
+USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
+
+Main = Callable[[Sequence[str] | None], int]
+
+
+class UserError(Exception):
+    """A mistake the reader can fix; its message says what is wrong and how to fix it."""
+
+
+class SettingError(UserError, ValueError):
+    """A setting outside its allowed range (a ValueError too, for callers that expect one)."""
+
+
+# The OS errors that describe the reader's files or machine, not a bug of ours.
+_READER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EEXIST,
+                  errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EDQUOT}
+
+
+_READER_OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                     PermissionError)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether `error` is the reader's to fix (see the module docstring)."""
+    if isinstance(error, (UserError, *_READER_OS_ERRORS)):
+        return True
+    return isinstance(error, OSError) and error.errno in _READER_ERRNOS
+
+
+def describe(error: BaseException) -> str:
+    """The one line a reader sees for `error`."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        where = f" on {error.filename}" if error.filename else ""
+        return (f"no space left{where}. Free some disk space (old runs in files/ are the usual "
+                "culprits), then run the same command again.")
+    if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"cannot write or read {error.filename or 'a file'} ({error.strerror}). "
+                "Choose a folder you own, or fix its permissions.")
+    if isinstance(error, OSError) and error.errno == errno.ENOENT and error.filename:
+        return f"not found: {error.filename}. Check the path."
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def report(error: BaseException, stream=None) -> int:
+    """Print `error` as one `error: ...` line and return the exit code for it."""
+    print(f"error: {describe(error)}", file=stream or sys.stderr)
+    return USER_ERROR_EXIT
+
+
+def command(main: Main) -> Main:
+    """Wrap a command line's `main(argv) -> int` so that reader mistakes end in one line, exit 2.
+
+    Bugs are re-raised untouched; `CH06_DEBUG=1` re-raises everything.
+    """
+
+    @functools.wraps(main)
+    def wrapper(argv: Sequence[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except KeyboardInterrupt:
+            print("interrupted.", file=sys.stderr)
+            return INTERRUPTED_EXIT
+        except Exception as error:  # noqa: BLE001 - filtered just below
+            if os.environ.get(DEBUG_ENV) or not is_user_error(error):
+                raise
+            return report(error)
+
+    return wrapper
