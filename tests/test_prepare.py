@@ -31,6 +31,9 @@ from utils.prepare import (
     split_glasses,
 )
 
+# the first bytes of a JPEG and a PNG: enough for the split's cheap check that a file is an image
+JPEG, PNG = b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n"
+
 # known numbers of each kind of row: the rule must give black = 7 + 3, blond = 5
 ROWS = ["black"] * 7 + ["blond"] * 5 + ["both"] * 3 + ["neither"] * 4
 
@@ -48,7 +51,7 @@ def write_celeba(root: Path, kinds: list[str] = ROWS) -> dict[str, list[str]]:
         row["Black_Hair"] = 1 if kind in ("black", "both") else -1
         row["Blond_Hair"] = 1 if kind in ("blond", "both") else -1
         rows.append({"image_id": name, **row})
-        (images / name).write_bytes(f"face {k}".encode())
+        (images / name).write_bytes(JPEG + f"face {k}".encode())
         if kind in ("black", "both"):
             expected["black"].append(name)
         elif kind == "blond":
@@ -62,13 +65,14 @@ def write_glasses(root: Path, labels: dict[int, int], unlabelled: range = range(
     images = root / "faces-spring-2020" / "faces-spring-2020"
     images.mkdir(parents=True)
     for i in [*labels, *unlabelled]:
-        (images / f"face-{i}.png").write_bytes(f"png {i}".encode())
+        (images / f"face-{i}.png").write_bytes(PNG + f"png {i}".encode())
     frame = pd.DataFrame({"id": list(labels), "v1": 0.5, "v2": -0.1, "glasses": list(labels.values())})
     frame.to_csv(root / "train.csv", index=False)
 
 
 def names(folder: Path) -> list[str]:
-    return sorted(os.listdir(folder)) if folder.is_dir() else []
+    """The visible files of `folder` (the split's hidden record is not a face)."""
+    return sorted(n for n in os.listdir(folder) if not n.startswith(".")) if folder.is_dir() else []
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
@@ -219,7 +223,7 @@ def test_missing_csv_or_images_says_how_to_get_them(tmp_path):
 
 
 def test_cli_reports_errors_with_exit_status(tmp_path, capsys):
-    assert prepare.main(["split", "celeba", "--root", str(tmp_path)]) == 1
+    assert prepare.main(["split", "celeba", "--root", str(tmp_path)]) == 2
     assert "list_attr_celeba.csv is missing" in capsys.readouterr().err
     write_celeba(tmp_path / "ok")
     assert prepare.main(["split", "celeba", "--root", str(tmp_path / "ok"), "--test-count", "1"]) == 0
@@ -303,7 +307,7 @@ def test_bad_corrections_are_named(tmp_path):
     bad.write_text("3\n42\n")
     with pytest.raises(ValueError, match=r"no label .*\[42\]"):
         split_glasses(tmp_path, corrections=bad)
-    assert prepare.main(["split", "glasses", "--root", str(tmp_path), "--corrections", str(bad)]) == 1
+    assert prepare.main(["split", "glasses", "--root", str(tmp_path), "--corrections", str(bad)]) == 2
 
 
 # --------------------------------------------------------------------------- download
@@ -331,7 +335,7 @@ def test_download_without_credentials_prints_the_manual_steps(tmp_path, no_crede
     calls = fake_kagglehub(monkeypatch, lambda h: pytest.fail("must not download"))
     root = tmp_path / "files"
     root.mkdir()
-    assert prepare.main(["download", "celeba", "--root", str(root)]) == 1
+    assert prepare.main(["download", "celeba", "--root", str(root)]) == 2
     err = capsys.readouterr().err
     assert "No Kaggle credentials" in err
     assert "https://www.kaggle.com/datasets/jessicali9530/celeba-dataset" in err
@@ -438,7 +442,7 @@ def test_unpack_a_browser_download_into_the_layout(tmp_path, capsys):
     assert split_celeba(root).counts["black"] == len(expected["black"])
     # a bad zip: clear error, nothing half-written in root
     bad = make_zip(tmp_path / "bad.zip", {"train.csv": b"id,glasses\n1,1\n", "../x": b""})
-    assert prepare.main(["unpack", str(bad), "--root", str(root)]) == 1
+    assert prepare.main(["unpack", str(bad), "--root", str(root)]) == 2
     assert sorted(os.listdir(root)) == ["black", "blond", "img_align_celeba", "list_attr_celeba.csv"]
 
 

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from utils.cli import UserError
+from utils.cli import SettingError, UserError
 
 PathLike = str | os.PathLike
 
@@ -102,7 +102,7 @@ def dataset_spec(kind: str) -> DatasetSpec:
     try:
         return DATASETS[kind]
     except KeyError:
-        raise ValueError(f"Unknown data set {kind!r}: choose one of {sorted(DATASETS)}.") from None
+        raise SettingError(f"Unknown data set {kind!r}: choose one of {sorted(DATASETS)}.") from None
 
 # --------------------------------------------------------------------------- messages
 def manual_steps(kind: str, root: PathLike) -> str:
@@ -143,6 +143,38 @@ def layout_problems(kind: str, root: PathLike) -> list[str]:
     elif not any(image_dir.iterdir()):
         problems.append(f"the image folder {image_dir} is empty")
     return problems
+
+
+# --------------------------------------------------------------------------- checking files
+# The first bytes of every format PIL reads for us: enough to tell an image from an empty
+# file, an HTML error page or a text file saved under a .jpg name, without decoding it.
+IMAGE_SIGNATURES: tuple[bytes, ...] = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",  # PNG
+    b"GIF87a", b"GIF89a", b"BM",  # GIF, BMP
+    b"II*\x00", b"MM\x00*",  # TIFF
+)
+
+
+def image_problem(head: bytes, size: int) -> str | None:
+    """Why a file whose first bytes are `head` (of `size` bytes) is no image, or None if it may be one.
+
+    A cheap check, no decoding: an empty file, or one that does not start like a JPEG, PNG,
+    GIF, BMP, TIFF or WebP. A truncated image still passes; `LoadData` names it if it fails.
+    """
+    if size == 0:
+        return "empty (0 bytes)"
+    if head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return None
+    return f"not an image (it starts with {head[:12]!r})"
+
+
+def inspect_source(path: Path) -> tuple[os.stat_result, str | None]:
+    """The `stat` of a download's file and `image_problem` of its first bytes, in one open."""
+    with open(path, "rb") as handle:
+        stat = os.fstat(handle.fileno())
+        head = handle.read(12) if stat.st_size else b""
+    return stat, image_problem(head, stat.st_size)
 
 
 # --------------------------------------------------------------------------- placing files

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from utils.archive import unpack
-from utils.cli import UserError
+from utils.cli import SettingError, UserError, command
 from utils.datasets import (
     CELEBA,
     DATASETS,
@@ -48,19 +48,21 @@ from utils.datasets import (
     DatasetSpec,
     PathLike,
     dataset_spec,
+    inspect_source,
     layout_problems,
     link_or_copy,
     manual_steps,
 )
-from utils.kaggle import DownloadError, download
+from utils.kaggle import download
 from utils.paths import files_dir
+from utils.split_record import SplitRecord, same_content_source
 
 SYNTHETIC_MARKER = ".complete.json"  # written last: a generation without it is redone
 MISSING_EXAMPLES = 5
 
 
 class CSVFormatError(UserError, ValueError):
-    """A label CSV cannot be used: unreadable, empty, or without the needed columns/values."""
+    """A label CSV (or a corrections file) cannot be used: unreadable, empty, wrong columns or values."""
 
 
 # --------------------------------------------------------------------------- messages
@@ -151,7 +153,8 @@ def read_corrections(path: PathLike) -> set[int]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Corrections file {path} does not exist.")
+        raise FileNotFoundError(f"Corrections file {path} does not exist: check the path given to "
+                                "--corrections (corrections= in Python).")
     ids: set[int] = set()
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         token = line.split("#", 1)[0].split(",", 1)[0].strip().strip('"')
@@ -159,8 +162,8 @@ def read_corrections(path: PathLike) -> set[int]:
             continue
         stem = token.removesuffix(".png").removeprefix("face-")
         if not stem.isdigit():
-            raise ValueError(f"{path}, line {number}: {token!r} is not a face id "
-                             "(write 17, face-17 or face-17.png, one per line).")
+            raise CSVFormatError(f"{path}, line {number}: {token!r} is not a face id "
+                                 "(write 17, face-17 or face-17.png, one per line).")
         ids.add(int(stem))
     return ids
 
@@ -177,7 +180,7 @@ def select_glasses(frame: pd.DataFrame, flip: Iterable[int] = ()) -> dict[str, l
 # --------------------------------------------------------------------------- placing files
 @dataclass
 class SplitReport:
-    """What a split did: the counts the rule gives, where the faces went, and file actions."""
+    """What a split did: the faces the rule selects, the files actually placed, and what was left alone."""
 
     kind: str
     root: Path
@@ -194,19 +197,34 @@ class SplitReport:
     removed: int = 0  # our links/copies taken out of a folder they no longer belong in
     restored: int = 0  # files an earlier --move took out, put back into the download
     flipped: int = 0  # glasses labels inverted by the corrections file
+    placed: dict[Path, int] = field(default_factory=dict)  # folder -> faces of the split in it now
+    unreadable: int = 0  # empty or non-image files in the download: left out of the split
+    unreadable_examples: list[str] = field(default_factory=list)  # "name (why)"
+    foreign: dict[Path, list[str]] = field(default_factory=dict)  # files the split did not place
+    blocked: dict[Path, list[str]] = field(default_factory=dict)  # faces not placed: a foreign file's name
 
     @property
     def train_counts(self) -> dict[str, int]:
+        """Faces the rule puts in each training folder (what `in_place` should reach)."""
         return {d: n - self.test_counts.get(d, 0) for d, n in self.counts.items()}
+
+    @property
+    def in_place(self) -> dict[str, int]:
+        """Faces of the split actually in each training folder after this run."""
+        return {d: self.placed.get(folder, 0) for d, folder in self.folders.items()}
+
+    def _folder(self, folder: Path, planned: int) -> str:
+        placed = self.placed.get(folder, 0)
+        return f"{folder} ({placed:,})" if placed == planned else f"{folder} ({placed:,} of {planned:,})"
 
     def summary(self) -> str:
         counts = ", ".join(f"{n:,} {d}" for d, n in self.counts.items())
-        lines = [f"{self.kind} split in {self.root}: {counts}"
+        lines = [f"{self.kind} split in {self.root}: the rule selects {counts}"
                  + (f" ({self.flipped:,} labels flipped by the corrections)" if self.flipped else "")]
-        lines.append("  training: " + ", ".join(f"{self.folders[d]} ({n:,})"
+        lines.append("  training: " + ", ".join(self._folder(self.folders[d], n)
                                                for d, n in self.train_counts.items()))
         if self.test_folders:
-            lines.append("  held out: " + ", ".join(f"{self.test_folders[d]} ({n:,})"
+            lines.append("  held out: " + ", ".join(self._folder(self.test_folders[d], n)
                                                    for d, n in self.test_counts.items()))
         actions = (f"  files: {self.linked:,} linked, {self.copied:,} copied, {self.moved:,} moved, "
                    f"{self.skipped:,} already there")
@@ -217,6 +235,23 @@ class SplitReport:
         if self.missing:
             lines.append(f"  WARNING: {self.missing:,} image(s) listed in the CSV are not in the image "
                          f"folder (e.g. {', '.join(self.missing_examples)}); the download may be incomplete.")
+        if self.unreadable:
+            lines.append(f"  WARNING: {self.unreadable:,} file(s) in the image folder are empty or not "
+                         f"images and were left out of the split: {'; '.join(self.unreadable_examples)}"
+                         f"{' ...' if self.unreadable > len(self.unreadable_examples) else ''}. "
+                         "The download is damaged there: download it again (or delete those files).")
+        for folder, names in self.foreign.items():
+            if not names:
+                continue
+            blocked = self.blocked.get(folder, [])
+            examples = ", ".join(names[:MISSING_EXAMPLES]) + (" ..." if len(names) > MISSING_EXAMPLES else "")
+            line = (f"  WARNING: {folder} holds {len(names):,} file(s) this split did not place "
+                    f"({examples}): left untouched, and training will use every image among them.")
+            if blocked:
+                line += (f" {len(blocked):,} of them have the name of a face the rule puts there, which "
+                         "was therefore not placed.")
+            line += " If they are yours, move them to a folder of your own and run the split again."
+            lines.append(line)
         return "\n".join(lines)
 
 
@@ -224,23 +259,57 @@ def _listdir(folder: Path) -> set[str]:
     return set(os.listdir(folder)) if folder.is_dir() else set()
 
 
+def _scan(folder: Path) -> dict[str, os.stat_result]:
+    """`lstat` of every entry of `folder` but sub-folders and hidden files (the record, .DS_Store)."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return {}
+    return {e.name: os.lstat(e.path) for e in entries
+            if not e.name.startswith(".") and not e.is_dir(follow_symlinks=False)}
+
+
+def _placed_by_an_older_split(image_dir: Path, name: str, stat: os.stat_result, wanted: set[str],
+                              available: set[str]) -> bool:
+    """For a folder without a record: is this file the download's own (a link or a `copy2` of it)?
+
+    A wanted name the download no longer has is what an older `--move` left; it stays where it
+    is (nothing is removed on that evidence alone).
+    """
+    if name in available:
+        return same_content_source(stat, os.stat(image_dir / name))
+    return name in wanted
+
+
 def _place(report: SplitReport, plan: dict[Path, list[str]], image_dir: Path, known: set[str],
            move: bool) -> None:
-    """Make each folder of `plan` hold exactly its planned files (among the CSV-known names).
+    """Make each folder of `plan` hold its planned faces, touching only files the split placed.
 
-    A known name sitting in one of our folders where the plan no longer wants it (another
-    test_count, a corrected label) is removed there: it is our link or copy, the download
-    still has the file. If an earlier `--move` took the file out of the download, it goes
-    back there instead, so nothing is ever lost. Files with unknown names are left alone.
+    A file the split placed earlier (its folder's `SplitRecord` vouches for it) that the plan
+    no longer wants there (another test_count, a corrected label) is removed: the download
+    still has the face; if an earlier `--move` took it out of the download, it goes back there
+    instead. Every other file is the reader's: left untouched and reported, and a planned face
+    whose name it holds is not placed. Empty and non-image files in the download are left out.
     """
     available = _listdir(image_dir)
+    records: dict[Path, SplitRecord] = {}
     present: dict[Path, set[str]] = {}
     for folder, wanted_list in plan.items():
-        existing = _listdir(folder)
-        for name in [n for n in existing if n.endswith(TMP_SUFFIX)]:
-            (folder / name).unlink()
-            existing.discard(name)
-        stale = (existing & known) - set(wanted_list)
+        record = records[folder] = SplitRecord.load(folder)
+        wanted = set(wanted_list)
+        files = _scan(folder)
+        for name in [n for n in files if n.endswith(TMP_SUFFIX) and n[:-len(TMP_SUFFIX)] in known]:
+            (folder / name).unlink()  # our copy cut short (`link_or_copy` writes under this name)
+            del files[name]
+        ours = {name for name, stat in files.items()
+                if record.owns(name, stat) or (not record.found and name in known and
+                                               _placed_by_an_older_split(image_dir, name, stat, wanted,
+                                                                         available))}
+        for name in set(record.entries) - ours:
+            record.forget(name)  # gone, or replaced by a file of the reader's
+        for name in ours - set(record.entries):
+            record.add(name, files[name])
+        stale = ours - wanted
         for name in sorted(stale):
             if name in available:
                 (folder / name).unlink()
@@ -249,47 +318,80 @@ def _place(report: SplitReport, plan: dict[Path, list[str]], image_dir: Path, kn
                 os.replace(folder / name, image_dir / name)
                 available.add(name)
                 report.restored += 1
-        present[folder] = existing - stale
+            record.forget(name)
+        present[folder] = ours - stale
+        report.foreign[folder] = sorted(set(files) - ours)
     missing: list[str] = []
-    for folder, wanted_list in plan.items():
-        todo = [n for n in wanted_list if n not in present[folder]]
-        report.skipped += len(wanted_list) - len(todo)
-        if not todo:
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in todo:
-            if name not in available:
-                missing.append(name)
-                continue
-            src, dst = image_dir / name, folder / name
-            if move:
-                shutil.move(src, dst)
-                available.discard(name)
-                report.moved += 1
-            else:
-                try:
-                    action = link_or_copy(src, dst)
-                except FileExistsError:
-                    report.skipped += 1
+    bad: list[str] = []
+    try:
+        for folder, wanted_list in plan.items():
+            record, foreign = records[folder], set(report.foreign[folder])
+            todo = [n for n in wanted_list if n not in present[folder]]
+            report.skipped += len(wanted_list) - len(todo)
+            report.placed[folder] = len(wanted_list) - len(todo)
+            report.blocked[folder] = [n for n in todo if n in foreign]
+            ready: list[tuple[str, os.stat_result]] = []
+            for name in todo:
+                if name in foreign:
                     continue
+                if name not in available:
+                    missing.append(name)
+                    continue
+                stat, problem = inspect_source(image_dir / name)
+                if problem:
+                    bad.append(f"{name} ({problem})")
+                    continue
+                ready.append((name, stat))
+            if not ready:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, stat in ready:  # recorded first: a split cut short still knows its files
+                record.add(name, stat)
+            record.save()
+            for name, _ in ready:
+                src, dst = image_dir / name, folder / name
+                if move:
+                    shutil.move(src, dst)
+                    available.discard(name)
+                    action = "moved"
+                else:
+                    try:
+                        action = link_or_copy(src, dst)
+                    except FileExistsError:  # appeared since the scan: someone else's
+                        record.forget(name)
+                        report.foreign[folder].append(name)
+                        continue
+                if action != "linked":  # a copy (or a move across drives) has an inode of its own
+                    record.add(name, os.lstat(dst))
                 setattr(report, action, getattr(report, action) + 1)
+                report.placed[folder] += 1
+    finally:
+        for record in records.values():
+            record.save()
     report.missing = len(missing)
     report.missing_examples = sorted(missing)[:MISSING_EXAMPLES]
+    report.unreadable = len(bad)
+    report.unreadable_examples = sorted(bad)[:MISSING_EXAMPLES]
 
 
 def _split(spec: DatasetSpec, root: Path, selection: dict[str, list[str]], known: set[str],
            out_dir: Path, test_dir: Path, test_count: int, move: bool, flipped: int = 0) -> SplitReport:
     if test_count < 0:
-        raise ValueError(f"test_count must be >= 0, got {test_count}.")
+        raise SettingError(f"--test-count (test_count) must be 0 or more, got {test_count}: it is the "
+                           "number of faces per domain held out of training.")
     for domain, names in selection.items():
         if test_count and len(names) <= test_count:
-            raise ValueError(f"test_count={test_count} would hold out every {domain!r} face "
-                             f"(the rule selects only {len(names)}); choose a smaller test_count.")
+            raise SettingError(f"test_count={test_count} would hold out every {domain!r} face "
+                               f"(the rule selects only {len(names)}); choose a smaller test_count.")
     image_dir = root / spec.image_dir
     if not image_dir.is_dir():
         raise _missing_data_error(spec, root, layout_problems(spec.kind, root))
     folders = {d: out_dir / d for d in selection}
     test_folders = {d: test_dir / d for d in selection}
+    for folder in (*folders.values(), *test_folders.values()):
+        if folder.exists() and not folder.is_dir():
+            raise DataLayoutError(f"{folder} is a file, but the split puts faces in a folder of that "
+                                  "name. Nothing was changed: rename or move that file, then run again.")
     plan: dict[Path, list[str]] = {}
     for domain, names in selection.items():
         cut = len(names) - test_count
@@ -334,8 +436,9 @@ def split_glasses(root: PathLike, *, corrections: PathLike | None = None, test_c
     flip = read_corrections(corrections) if corrections is not None else set()
     unknown = sorted(flip - set(frame["id"].tolist()))
     if unknown:
-        raise ValueError(f"Corrections file {corrections} lists id(s) with no label in "
-                         f"{root / GLASSES.csv}: {unknown[:10]}. Only labelled faces can be flipped.")
+        raise CSVFormatError(f"Corrections file {corrections} lists id(s) with no label in "
+                             f"{root / GLASSES.csv}: {unknown[:10]}. Only labelled faces can be flipped: "
+                             "remove those lines.")
     selection = select_glasses(frame, flip)
     known = {f"face-{i}.png" for i in frame["id"].tolist()}
     out = root / "glasses"
@@ -442,24 +545,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line; returns the exit status (0 done, 1 the data or download failed)."""
+    """The command line. Exit status: 0 done (warnings about the data are printed, not fatal),
+    2 a mistake to fix (the one `error:` line says what and how; `utils.cli`), 130 interrupted."""
     args = _parser().parse_args(argv)
     root = args.root if args.root is not None else files_dir()
-    try:
-        if args.command == "download":
-            download(args.kind, root)
-        elif args.command == "unpack":
-            unpack(args.zip, root, kind=args.kind)
-        elif args.kind == "celeba":
-            if args.corrections is not None:
-                raise ValueError("--corrections applies to the glasses split only.")
-            split_celeba(root, test_count=args.test_count, move=args.move)
-        else:
-            split_glasses(root, corrections=args.corrections, test_count=args.test_count, move=args.move)
-    except (DownloadError, OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    if args.command == "download":
+        download(args.kind, root)
+    elif args.command == "unpack":
+        unpack(args.zip, root, kind=args.kind)
+    elif args.kind == "celeba":
+        if args.corrections is not None:
+            raise UserError("--corrections applies to the glasses split only: leave it out for celeba.")
+        split_celeba(root, test_count=args.test_count, move=args.move)
+    else:
+        split_glasses(root, corrections=args.corrections, test_count=args.test_count, move=args.move)
     return 0
 
 
