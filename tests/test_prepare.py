@@ -183,6 +183,184 @@ def test_junk_in_the_image_folder_is_ignored(celeba):
     assert names(root / "blond") == expected["blond"]
 
 
+# --------------------------------------------------------------------------- a reader's files
+MINE = b"\xff\xd8\xff\xe0 the reader's own photo, not a CelebA face"
+
+
+def _record(folder: Path) -> Path:
+    return folder / ".ch06-split.json"
+
+
+def test_a_readers_file_named_like_a_face_of_the_other_colour_is_left_alone(celeba, capsys):
+    root, expected = celeba
+    split_celeba(root)
+    mine = root / "black" / expected["blond"][0]  # a blond face's name, saved in black/
+    mine.write_bytes(MINE)
+    capsys.readouterr()
+    report = split_celeba(root)
+    assert mine.read_bytes() == MINE  # the name-only split deleted it as "stale"
+    out = capsys.readouterr().out
+    assert f"{root / 'black'} holds 1 file(s) this split did not place ({mine.name})" in out
+    assert "left untouched" in out and "move them to a folder of your own" in out
+    assert report.foreign[root / "black"] == [mine.name] and report.removed == 0
+    assert (root / "blond" / mine.name).read_bytes() != MINE  # the blond face is still linked in blond/
+
+
+def test_a_readers_file_saved_over_a_placed_face_is_kept_and_reported(celeba, capsys):
+    root, expected = celeba
+    split_celeba(root, test_count=1)
+    name = expected["black"][0]
+    mine = root / "black" / name
+    tmp = root / "black" / "drawing.tmp"
+    tmp.write_bytes(MINE)
+    os.replace(tmp, mine)  # how editors and PIL's save-and-rename put a file in place
+    download = (root / "img_align_celeba" / "img_align_celeba" / name).read_bytes()
+    capsys.readouterr()
+    report = split_celeba(root, test_count=3)  # the reader also changes the held-out count
+    assert mine.read_bytes() == MINE
+    assert (root / "img_align_celeba" / "img_align_celeba" / name).read_bytes() == download
+    out = capsys.readouterr().out
+    assert "1 of them have the name of a face the rule puts there, which was therefore not placed" in out
+    assert report.blocked[root / "black"] == [name]
+    # the summary counts what is there: 7 of the 10 - 3 black training faces are the split's own
+    assert report.in_place == {"black": 6, "blond": 2}
+    assert f"{root / 'black'} (6 of 7)" in out
+
+
+def test_a_readers_folder_split_into_for_the_first_time(celeba, capsys):
+    root, expected = celeba
+    neither = sorted(set(names(root / "img_align_celeba" / "img_align_celeba"))
+                     - set(expected["black"]) - set(expected["blond"]))[0]
+    own = {expected["black"][0]: MINE, expected["blond"][1]: MINE + b"2", neither: MINE + b"3",
+           "me.jpg": MINE + b"4"}
+    (root / "black").mkdir()
+    for name, data in own.items():
+        (root / "black" / name).write_bytes(data)
+    report = split_celeba(root)
+    assert {n: (root / "black" / n).read_bytes() for n in own} == own
+    assert sorted(report.foreign[root / "black"]) == sorted(own)
+    assert report.placed[root / "black"] == 9 and report.linked == 14
+    assert "holds 4 file(s) this split did not place" in capsys.readouterr().out
+
+
+def test_move_never_moves_a_readers_file_into_the_download(celeba):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    split_celeba(root, move=True)
+    mine = root / "black" / expected["blond"][0]  # that face itself sits in blond/, moved there
+    mine.write_bytes(MINE)
+    report = split_celeba(root, move=True)
+    assert mine.read_bytes() == MINE and not (images / mine.name).exists()
+    assert report.restored == 0 and report.foreign[root / "black"] == [mine.name]
+
+
+def test_a_readers_held_out_folder_survives_test_count_zero(celeba):
+    root, expected = celeba
+    own = root / "test" / "black"
+    own.mkdir(parents=True)
+    for name in expected["black"][:3]:
+        (own / name).write_bytes(MINE)
+    split_celeba(root, test_count=0)
+    assert [(own / n).read_bytes() for n in expected["black"][:3]] == [MINE] * 3
+
+
+def test_an_edited_placed_face_is_not_removed_when_it_leaves_a_folder(celeba):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    for path in images.iterdir():
+        os.utime(path, (1e9, 1e9))  # a download from long ago
+    split_celeba(root, test_count=1)
+    edited = root / "test" / "blond" / expected["blond"][-1]
+    with open(edited, "r+b") as handle:  # edited in place (a hard link: the download changes too)
+        handle.write(MINE)
+    report = split_celeba(root, test_count=0)
+    assert edited.read_bytes().startswith(MINE)
+    assert report.foreign[root / "test" / "blond"] == [edited.name]
+
+
+def test_the_split_knows_its_copies_and_an_interrupted_run(celeba, monkeypatch, capsys):
+    root, _ = celeba
+    real_link = datasets.os.link
+    monkeypatch.setattr(datasets.os, "link", lambda src, dst: (_ for _ in ()).throw(OSError(1, "FAT")))
+    split_celeba(root)  # copies: inodes of their own, recorded after copying
+    calls = []
+
+    def link_then_stop(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_link(src, dst)
+
+    monkeypatch.setattr(datasets.os, "link", link_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        split_celeba(root, test_count=2)
+    monkeypatch.setattr(datasets.os, "link", real_link)
+    capsys.readouterr()
+    again = split_celeba(root, test_count=2)
+    assert "did not place" not in capsys.readouterr().out
+    assert not any(again.foreign.values())
+    assert again.in_place == again.train_counts == {"black": 8, "blond": 3}
+
+
+def test_a_folder_split_by_an_older_version_is_recognised_by_its_links(celeba, capsys):
+    root, expected = celeba
+    split_celeba(root)
+    _record(root / "black").unlink()
+    _record(root / "blond").write_text("{not json")  # a damaged record vouches for nothing
+    mine = root / "black" / expected["blond"][0]
+    mine.write_bytes(MINE)
+    capsys.readouterr()
+    again = split_celeba(root)
+    assert again.skipped == 15 and again.removed == 0 and mine.read_bytes() == MINE
+    assert again.foreign[root / "black"] == [mine.name] and not again.foreign[root / "blond"]
+    assert _record(root / "black").is_file()
+
+
+def test_empty_and_non_image_files_are_named_and_left_out(celeba, capsys):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    empty, html = expected["black"][2], expected["blond"][1]
+    (images / empty).write_bytes(b"")
+    (images / html).write_bytes(b"<!DOCTYPE html><html>Too many requests</html>")
+    report = split_celeba(root)
+    assert empty not in names(root / "black") and html not in names(root / "blond")
+    assert report.unreadable == 2 and report.in_place == {"black": 9, "blond": 4}
+    out = capsys.readouterr().out
+    assert f"{empty} (empty: 0 bytes)" in out and f"{html} (not an image: it starts with b'<!DOCTYPE" in out
+    assert "left out of the split" in out and f"{root / 'black'} (9 of 10)" in out
+
+
+def test_glasses_pngs_that_are_not_images_are_left_out(tmp_path):
+    write_glasses(tmp_path, LABELS)
+    (tmp_path / "faces-spring-2020" / "faces-spring-2020" / "face-3.png").write_bytes(b"oops")
+    report = split_glasses(tmp_path)
+    assert names(tmp_path / "glasses" / "G") == ["face-1.png", "face-6.png"]
+    assert report.unreadable_examples == ["face-3.png (not an image: it starts with b'oops')"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--test-count", "-1"], "--test-count (test_count) must be 0 or more, got -1"),
+    (["--test-count", "10"],
+     "would hold out every 'blond' face (the rule selects only 5); choose a smaller test_count (at most 4)"),
+    (["--corrections", "x.txt"], "--corrections applies to the glasses split only"),
+])
+def test_cli_mistakes_are_one_line_and_exit_2(celeba, capsys, monkeypatch, argv, message):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    root, _ = celeba
+    assert prepare.main(["split", "celeba", "--root", str(root), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (root / "black").exists()
+
+
+def test_a_file_where_a_split_folder_belongs_is_refused(celeba):
+    root, _ = celeba
+    (root / "blond").write_bytes(MINE)
+    with pytest.raises(DataLayoutError, match="is a file.*Nothing was changed"):
+        split_celeba(root)
+    assert (root / "blond").read_bytes() == MINE and not (root / "black").exists()
+
+
 # --------------------------------------------------------------------------- bad input
 def _csv(root: Path) -> Path:
     return root / "list_attr_celeba.csv"

@@ -163,10 +163,10 @@ def image_problem(head: bytes, size: int) -> str | None:
     GIF, BMP, TIFF or WebP. A truncated image still passes; `LoadData` names it if it fails.
     """
     if size == 0:
-        return "empty (0 bytes)"
+        return "empty: 0 bytes"
     if head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return None
-    return f"not an image (it starts with {head[:12]!r})"
+    return f"not an image: it starts with {head[:12]!r}"
 
 
 def inspect_source(path: Path) -> tuple[os.stat_result, str | None]:

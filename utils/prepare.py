@@ -379,10 +379,11 @@ def _split(spec: DatasetSpec, root: Path, selection: dict[str, list[str]], known
     if test_count < 0:
         raise SettingError(f"--test-count (test_count) must be 0 or more, got {test_count}: it is the "
                            "number of faces per domain held out of training.")
-    for domain, names in selection.items():
-        if test_count and len(names) <= test_count:
-            raise SettingError(f"test_count={test_count} would hold out every {domain!r} face "
-                               f"(the rule selects only {len(names)}); choose a smaller test_count.")
+    fewest = min(selection, key=lambda d: len(selection[d]))
+    if test_count and len(selection[fewest]) <= test_count:
+        raise SettingError(f"test_count={test_count} would hold out every {fewest!r} face (the rule "
+                           f"selects only {len(selection[fewest])}); choose a smaller test_count "
+                           f"(at most {max(0, len(selection[fewest]) - 1)}).")
     image_dir = root / spec.image_dir
     if not image_dir.is_dir():
         raise _missing_data_error(spec, root, layout_problems(spec.kind, root))
