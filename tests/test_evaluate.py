@@ -272,3 +272,83 @@ def test_colour_offset_effect_tells_a_colour_blind_generator_from_one_that_sees_
     assert ev.colour_offset_effect(gen, torch.rand(2, 3, SIZE, SIZE) * 1.2 - 0.6) < 1e-4
     # an identity "generator" passes the offset straight through: 0.3 at most
     assert ev.colour_offset_effect(nn.Identity(), torch.zeros(1, 3, 8, 8)) == pytest.approx(0.3)
+
+
+# ------------------------------------------------------------------ the command line's mistakes
+def _demo_like_files(files: Path) -> None:
+    """What `make demo` leaves in files/: 16-wide, 4-block generators, held-out faces, ground truth."""
+    synthetic = files / "synthetic"
+    test_A, truth = write_faces(synthetic / "a", 2, BLACK, BLOND)
+    test_B, _ = write_faces(synthetic / "b", 2, BLOND, BLACK, start=10)
+    (synthetic / "test").mkdir()
+    test_A.rename(synthetic / "test" / "black")
+    test_B.rename(synthetic / "test" / "blond")
+    (synthetic / "ground_truth").mkdir()
+    truth.rename(synthetic / "ground_truth" / "celeba")
+    for sub in ("swapped", "mask"):
+        for p in (synthetic / "b" / "truth" / sub).iterdir():
+            p.replace(synthetic / "ground_truth" / "celeba" / sub / p.name)
+    torch.manual_seed(0)
+    for name in ("gen_black.pth", "gen_blond.pth"):
+        gen = Generator(3, num_features=16, num_residuals=4)
+        atomic_save(gen.state_dict(), files / "demo" / "run" / name)
+
+
+def test_the_readmes_evaluate_command_works_on_the_demos_weights(tmp_path, capsys):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    command = next(line.strip().strip("`") for line in readme.splitlines()
+                   if line.strip().strip("`").startswith("python -m utils.evaluate --gen-black files/demo/"))
+    _demo_like_files(tmp_path / "files")
+    argv = [arg.replace("files/", f"{tmp_path / 'files'}/") for arg in command.split()[3:]]
+    assert ev.main([*argv, "--device", "cpu"]) == 0  # sizes read from the files (16 wide, 4 blocks)
+    assert "hair_accuracy" in capsys.readouterr().out
+
+
+@pytest.fixture
+def demo_files(tmp_path):
+    files = tmp_path / "files"
+    _demo_like_files(files)
+    return ["--gen-black", str(files / "demo/run/gen_black.pth"), "--gen-blond",
+            str(files / "demo/run/gen_blond.pth"), "--test-a", str(files / "synthetic/test/black"),
+            "--test-b", str(files / "synthetic/test/blond"), "--truth",
+            str(files / "synthetic/ground_truth/celeba"), "--image-size", "32", "--device", "cpu"], files
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--limit", "-2"], "--limit must be at least 0 (0 means all images), got -2"),
+    (["--image-size", "30"], "image_size=30: use a multiple of 4"),
+    (["--num-residuals", "-1"], "--num-residuals must be at least 0, got -1"),
+    (["--num-features", "64", "--num-residuals", "9"], "does not fit Generator"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--domain-a", "x"], "--domain-a only apply without --truth"),
+    (["--device", "cuda:7"], "no such device"),
+    (["--gen-black", "nowhere/gen_black.pth"], "No weights file at nowhere/gen_black.pth"),
+])
+def test_cli_mistakes_are_one_line_and_exit_2(demo_files, capsys, monkeypatch, extra, message):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    argv, _ = demo_files
+    assert ev.main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_cli_empty_or_missing_test_folder_is_one_line(demo_files, capsys, monkeypatch):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    argv, files = demo_files
+    empty = files / "empty"
+    empty.mkdir()
+    assert ev.main([*argv, "--test-a", str(empty)]) == 2
+    assert f"error: No images in {empty}." in capsys.readouterr().err
+    assert ev.main([*argv, "--test-b", str(files / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_limit_zero_means_all_and_a_negative_limit_is_refused(toy):
+    test, truth, _, _ = toy
+    scores = ev.evaluate_direction_with_truth(nn.Identity(), nn.Identity(), test, truth, image_size=SIZE,
+                                              limit=0)
+    assert scores["count"] == 6
+    assert ev.evaluate_direction_with_truth(nn.Identity(), nn.Identity(), test, truth, image_size=SIZE,
+                                            limit=2)["count"] == 2
+    with pytest.raises(ValueError, match="limit=-2"):
+        ev.evaluate_direction_with_truth(nn.Identity(), nn.Identity(), test, truth, image_size=SIZE, limit=-2)

@@ -64,9 +64,18 @@ from PIL import Image
 from torch import nn
 
 from utils.ch06util import list_images
+from utils.cli import SettingError, UserError, command
 from utils.inference import load_images
 
 PathLike = str | os.PathLike
+
+
+class EvaluationInputError(UserError, ValueError):
+    """The images or files given to score are not usable (an empty folder, too few images)."""
+
+
+class MissingPackageError(UserError, ImportError):
+    """An optional package a requested score needs is not installed; the message says how to install it."""
 
 # kind -> (name of A->B made by gen_B, name of B->A made by gen_A, the masked region's word)
 KINDS: dict[str, tuple[str, str, str]] = {
@@ -206,17 +215,27 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start:start + size]
 
 
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise SettingError(f"limit={limit}: use a number of images per direction, or 0 (or nothing) "
+                           "for all of them (--limit).")
+
+
 def _source_paths(folder: PathLike, limit: int | None) -> list[Path]:
+    """The images of `folder`, sorted; the first `limit` of them when `limit` is positive (0: all)."""
+    _check_limit(limit)
     paths = list_images(folder)
     if not paths:
-        raise ValueError(f"No images in {folder}. Point it at a folder of held-out .jpg/.png faces.")
+        raise EvaluationInputError(
+            f"No images in {folder}. Point it at a folder of held-out .jpg/.png faces (split with "
+            "`python -m utils.prepare split celeba --test-count 100` to get files/test/black and blond).")
     return paths[:limit] if limit else paths
 
 
 def _check_size(image_size: int) -> None:
     if image_size < 8 or image_size % 4:
-        raise ValueError(f"image_size={image_size}: use a multiple of 4, at least 8 "
-                         "(the generator halves the size twice).")
+        raise SettingError(f"image_size={image_size}: use a multiple of 4, at least 8 "
+                           "(the generator halves the size twice).")
 
 
 @contextlib.contextmanager
@@ -300,7 +319,7 @@ def evaluate_with_truth(gen_A: nn.Module, gen_B: nn.Module, test_A: PathLike, te
 
 def _kind(kind: str) -> tuple[str, str, str]:
     if kind not in KINDS:
-        raise ValueError(f"kind={kind!r}: use one of {sorted(KINDS)}.")
+        raise SettingError(f"kind={kind!r}: use one of {sorted(KINDS)}.")
     return KINDS[kind]
 
 
@@ -333,7 +352,7 @@ def train_domain_classifier(images_A: torch.Tensor, images_B: torch.Tensor, *, s
     Seeded, so the same images give the same classifier.
     """
     if len(images_A) == 0 or len(images_B) == 0:
-        raise ValueError("The domain classifier needs real images of both domains.")
+        raise EvaluationInputError("The domain classifier needs real images of both domains.")
     device = images_A.device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -386,12 +405,17 @@ def evaluate_without_truth(
     ``kid_mean``, ``kid_std`` (real target-domain test images vs translations).
     """
     _check_size(image_size)
+    _check_limit(limit)
     a_to_b, b_to_a, _ = _kind(kind)
+    if (train_A is None) != (train_B is None):
+        raise SettingError("Give real training images of both domains (--domain-a and --domain-b, "
+                           "train_A and train_B), or neither.")
     eval_A, eval_B = _source_paths(test_A, None), _source_paths(test_B, None)
     if train_A is None or train_B is None:
         if min(len(eval_A), len(eval_B)) < 2:
-            raise ValueError(f"{test_A} and {test_B} need 2+ images each to train and test the "
-                             "domain classifier; or pass train_A/train_B (--domain-a/--domain-b).")
+            raise EvaluationInputError(
+                f"{test_A} and {test_B} need 2+ images each to train and test the domain classifier; "
+                "or pass train_A/train_B (--domain-a/--domain-b).")
         clf_A, clf_B, eval_A, eval_B = eval_A[0::2], eval_B[0::2], eval_A[1::2], eval_B[1::2]
     else:
         rng = np.random.default_rng(seed)
@@ -472,7 +496,7 @@ def load_inception(path: PathLike) -> nn.Module:
         raise FileNotFoundError(inception_help(path))
     safe_load(path)
     if not has_torch_fidelity():
-        raise ImportError(TORCH_FIDELITY_HELP)
+        raise MissingPackageError(TORCH_FIDELITY_HELP)
     from torchmetrics.image.fid import NoTrainInceptionV3
 
     return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
@@ -571,11 +595,29 @@ def format_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: load two generators, evaluate, print a table, write JSON."""
-    from utils.checkpoints import load_generator
-    from utils.runtime import pick_device
+# (flag, smallest allowed value) of the command line's whole-number settings
+_MINIMUMS = (("image_size", 8), ("num_features", 1), ("num_residuals", 0), ("batch_size", 1), ("limit", 0),
+             ("classifier_steps", 1), ("classifier_size", 8))
 
+
+def check_settings(args: argparse.Namespace) -> None:
+    """Refuse a setting out of range with one line naming the flag and the allowed range."""
+    for name, minimum in _MINIMUMS:
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            flag = "--" + name.replace("_", "-")
+            extra = " (0 means all images)" if name == "limit" else ""
+            raise SettingError(f"{flag} must be at least {minimum}{extra}, got {value}.")
+    _check_size(args.image_size)
+    if args.truth:
+        ignored = [flag for flag, value in (("--domain-a", args.domain_a), ("--domain-b", args.domain_b),
+                                            ("--inception-weights", args.inception_weights)) if value]
+        if ignored:
+            raise SettingError(f"{', '.join(ignored)} only apply without --truth (they score real photos "
+                               "without ground truth): leave them out, or leave out --truth.")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m utils.evaluate", description=main.__doc__)
     parser.add_argument("--gen-black", required=True, help="gen_A (makes domain A), e.g. files/gen_black.pth")
     parser.add_argument("--gen-blond", required=True, help="gen_B (makes domain B), e.g. files/gen_blond.pth")
@@ -583,11 +625,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-b", required=True, help="held-out real images of domain B")
     parser.add_argument("--truth", help="ground_truth/<kind> folder (synthetic faces): scores against it")
     parser.add_argument("--kind", choices=sorted(KINDS), default="hair")
-    parser.add_argument("--image-size", type=int, default=256)
-    parser.add_argument("--num-features", type=int, default=64)
-    parser.add_argument("--num-residuals", type=int, default=9)
+    parser.add_argument("--image-size", type=int, default=256,
+                        help="side the images are scored at (default 256, the chapter's; the demo's is 64)")
+    parser.add_argument("--num-features", type=int,
+                        help="generator width (default: read from the weights file)")
+    parser.add_argument("--num-residuals", type=int,
+                        help="generator residual blocks (default: read from the weights file)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--limit", type=int, help="evaluate at most this many images per direction")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="evaluate at most this many images per direction (default 0: all)")
     parser.add_argument("--device", help="cpu, cuda, mps (default: the fastest present)")
     parser.add_argument("--domain-a", help="real A images to train the domain classifier (no --truth)")
     parser.add_argument("--domain-b", help="real B images to train the domain classifier (no --truth)")
@@ -595,10 +641,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--classifier-size", type=int, default=64)
     parser.add_argument("--inception-weights", help=f"local {INCEPTION_FILE} for FID/KID (no --truth)")
     parser.add_argument("--json", help="write the metrics here (e.g. files/metrics.json)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: load two generators, evaluate, print a table, write JSON.
+
+    Exit status 0, or 2 with one `error:` line for a mistake to fix (a missing file, an empty
+    folder, a setting out of range, weights of another size); see `utils.cli`.
+    """
+    from utils.checkpoints import load_generator
+    from utils.runtime import pick_device
+
+    args = build_parser().parse_args(argv)
+    check_settings(args)
     device = pick_device(args.device)
-    size = {"num_features": args.num_features, "num_residuals": args.num_residuals}
+    size = {"num_features": args.num_features, "num_residuals": args.num_residuals}  # None: from the file
     gen_A = load_generator(args.gen_black, device, **size)
     gen_B = load_generator(args.gen_blond, device, **size)
     common = {"kind": args.kind, "image_size": args.image_size, "device": device,

@@ -19,13 +19,33 @@ def pick_device(preference: str | None = None) -> torch.device:
     """CUDA when present, then Apple's MPS, else the CPU; `CH06_DEVICE` or `preference` overrides."""
     choice = preference or os.environ.get("CH06_DEVICE")
     if choice:
-        return torch.device(choice)
+        return _checked_device(choice, "--device" if preference else "CH06_DEVICE")
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _checked_device(choice: str, where: str) -> torch.device:
+    """`torch.device(choice)`, refused with one clear line when it is misspelt or not on this machine."""
+    from utils.cli import SettingError
+
+    try:
+        device = torch.device(choice)
+    except RuntimeError:
+        raise SettingError(f"{where}={choice!r} is not a device: use cpu, cuda, cuda:1 or mps "
+                           "(or leave it out for the fastest one present).") from None
+    mps = getattr(torch.backends, "mps", None)
+    present = {"cpu": True, "cuda": torch.cuda.is_available(),
+               "mps": mps is not None and mps.is_available()}.get(device.type, True)
+    if device.type == "cuda" and present and device.index is not None:
+        present = device.index < torch.cuda.device_count()
+    if not present:
+        raise SettingError(f"{where}={choice!r}: this machine has no such device. Leave it out to use "
+                           "the fastest one present, or use cpu.")
+    return device
 
 
 def describe(device: torch.device) -> str:
