@@ -41,3 +41,15 @@ def test_save_small_shrinks_a_figure(tmp_path):
     docs.save_small(tmp_path / "big.png", tmp_path / "small.png", width=600)
     with Image.open(tmp_path / "small.png") as small:
         assert small.size == (600, 450)
+
+
+def test_make_docs_without_a_finished_demo_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    monkeypatch.setattr(docs, "DOCS", tmp_path / "docs")  # the repository's pictures stay as they are
+    readme = tmp_path / "README.md"
+    readme.write_text(f"x\n{docs.START}\nold\n{docs.END}\n")
+    monkeypatch.setattr(docs, "README", readme)
+    assert docs.main(["--demo", str(tmp_path / "no-demo")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: No finished demo in {tmp_path / 'no-demo'} (metrics.json is missing")
+    assert err.count("\n") == 1 and "old" in readme.read_text()

@@ -15,11 +15,18 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from utils.cli import UserError, command
 from utils.paths import REPO_ROOT, files_dir
 
 DOCS = REPO_ROOT / "docs"
 README = REPO_ROOT / "README.md"
 START, END = "<!-- demo-metrics:start -->", "<!-- demo-metrics:end -->"
+
+
+class ReadmeMarkersError(UserError, ValueError):
+    """README.md lacks the markers between which the demo's table goes."""
+
+
 SHOWN = ("hair_accuracy", "psnr_outside_hair", "ssim_outside_hair", "l1_to_truth", "cycle_l1")
 
 
@@ -51,13 +58,16 @@ def save_small(source: Path, target: Path, width: int = 640) -> None:
 def replace_between_markers(text: str, block: str) -> str:
     """`text` with everything between the two markers replaced by `block`."""
     if START not in text or END not in text:
-        raise ValueError(f"README.md has no {START} ... {END} markers to fill.")
+        raise ReadmeMarkersError(f"README.md has no {START} ... {END} markers to fill: put them back "
+                                 "around the demo's table (git diff README.md shows where they were).")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{block}\n{END}{tail}"
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
+    """`make docs`. Exit status 0, or 2 with one `error:` line (no finished demo yet; `utils.cli`)."""
     parser = argparse.ArgumentParser(prog="python -m utils.docs", description=__doc__.split("\n")[0])
     parser.add_argument("--demo", type=Path, default=None, help="the demo's output folder")
     args = parser.parse_args(argv)
@@ -67,8 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = args.demo or files_dir() / "demo"
     metrics_file, grid = demo / "metrics.json", demo / "round_trip_held_out.png"
     if not metrics_file.is_file() or not grid.is_file():
-        print(f"No finished demo in {demo}: run `make demo` first for the grid and the numbers.")
-        return 1
+        missing = metrics_file if not metrics_file.is_file() else grid
+        raise UserError(f"No finished demo in {demo} ({missing.name} is missing; the picture of the "
+                        f"built-in faces was updated): run `make demo` first for the grid and the numbers.")
     save_small(grid, DOCS / "demo_round_trip.png")
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     README.write_text(replace_between_markers(README.read_text(encoding="utf-8"),

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
+from utils.cli import SettingError, command
 from utils.datasets import CELEBA_ATTRIBUTES
 
 PathLike = str | os.PathLike
@@ -759,9 +760,9 @@ def _check_ours(root: Path, kind: str, real_paths: Sequence[Path]) -> Path:
 
 def _prepare(root: PathLike, kind: str, count: int, seed: int, real: Sequence[str]) -> tuple[Path, Path]:
     if int(count) != count or count < 1:
-        raise ValueError(f"count must be a positive integer, got {count!r}")
+        raise SettingError(f"count must be a positive integer (--count 1 or more), got {count!r}")
     if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise SettingError(f"seed must be a non-negative integer (--seed 0 or more), got {seed!r}")
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"--root {root} is a file; give a folder for the synthetic {kind} faces.")
@@ -942,7 +943,9 @@ def contact_sheet(seed: int = 0, columns: int = 8, rows: int = 2, tile_width: in
     return sheet
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line. Exit status 0, or 2 with one `error:` line for a mistake (`utils.cli`)."""
     parser = argparse.ArgumentParser(prog="python -m utils.synthetic", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for kind in ("celeba", "glasses"):
@@ -954,16 +957,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sheet.add_argument("--out", default=Path("docs/synthetic_faces.png"), type=Path)
     sheet.add_argument("--seed", default=0, type=int)
     args = parser.parse_args(argv)
-    try:
-        if args.command == "sheet":
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            contact_sheet(args.seed).save(args.out, optimize=True)
-            print(f"Wrote {args.out}")
-            return 0
-        make = make_celeba if args.command == "celeba" else make_glasses
-        root = make(args.root, args.count, args.seed)
-    except (FileExistsError, NotADirectoryError, ValueError) as error:
-        parser.exit(2, f"error: {error}\n")
+    if args.command == "sheet":
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        contact_sheet(args.seed).save(args.out, optimize=True)
+        print(f"Wrote {args.out}")
+        return 0
+    make = make_celeba if args.command == "celeba" else make_glasses
+    root = make(args.root, args.count, args.seed)
     print(f"Wrote {args.count} synthetic {args.command} faces (seed {args.seed}) under {root}; "
           f"ground truth in {root / GROUND_TRUTH_DIR / args.command}")
     return 0
