@@ -41,7 +41,7 @@ if DOWNLOAD:
     try:
         kaggle.download("celeba", root=env.files)
     except kaggle.DownloadError as error:
-        print(error)  # offline or no token: the message says how to get the files by hand
+        print(error.steps, error, sep="\n")  # offline or no token: how to get the files by hand
 
 # %% [markdown]
 # ## Listing 6.1: one folder per hair colour

@@ -518,6 +518,10 @@ def test_download_without_credentials_prints_the_manual_steps(tmp_path, no_crede
     assert "No Kaggle credentials" in err
     assert "https://www.kaggle.com/datasets/jessicali9530/celeba-dataset" in err
     assert "img_align_celeba/" in err and "unpack" in err
+    # the steps keep their lines (a tree squeezed into one line is unreadable); the error is one line, last
+    assert "\n         img_align_celeba/\n           img_align_celeba/\n" in err
+    last = err.rstrip("\n").splitlines()[-1]
+    assert last.startswith("error: No Kaggle credentials") and last.endswith("(steps above).")
     assert calls == [] and list(root.iterdir()) == []
 
 

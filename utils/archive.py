@@ -138,7 +138,8 @@ def install(spec: DatasetSpec, source: Path, root: Path, staging: Path, *, link:
     problems = layout_problems(spec.kind, found)
     if problems:
         raise DataLayoutError(f"The {spec.title} data in {source} does not have the expected layout: "
-                              f"{'; '.join(problems)}.\nExpected:\n{spec.tree.format(root=root)}")
+                              f"{'; '.join(problems)} (the expected tree is above). Nothing was changed in "
+                              f"{root}.", "Expected:\n" + spec.tree.format(root=root))
     # the image folder first, the CSV last: the layout counts as present only with both
     for name in reversed(spec.top_level):
         os.replace(found / name, root / name)
@@ -161,8 +162,7 @@ def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None
         spec = next((s for s in specs if find_dataset_root(extracted, s)), None)
         if spec is None:
             raise DataLayoutError(f"{zip_path} holds neither {' nor '.join(s.csv for s in specs)}: "
-                                  "is it the right Kaggle archive?\n"
-                                  + "\n".join(s.url for s in specs))
+                                  f"is it the right Kaggle archive ({', '.join(s.url for s in specs)})?")
         if not layout_problems(spec.kind, root):
             print(f"{spec.title} is already in place in {root}; nothing to do.")
             return root

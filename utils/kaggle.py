@@ -24,7 +24,11 @@ from utils.paths import files_dir
 
 
 class DownloadError(UserError, RuntimeError):
-    """The Kaggle download could not be done; the message says how to get the data by hand."""
+    """The Kaggle download could not be done: a one-line message, and `steps` to get the data by hand."""
+
+    def __init__(self, message: str, steps: str = ""):
+        super().__init__(message)
+        self.steps = steps
 
 
 def kaggle_credentials_source() -> str | None:
@@ -76,19 +80,21 @@ def download(kind: str, root: PathLike | None = None) -> Path:
     source = kaggle_credentials_source()
     if source is None:
         raise DownloadError(f"No Kaggle credentials found, so {spec.title} cannot be downloaded "
-                            f"automatically.\n{manual_steps(kind, root)}")
+                            "automatically: get it by hand or create a Kaggle API token (steps above).",
+                            manual_steps(kind, root))
     try:
         import kagglehub
     except ImportError:
-        raise DownloadError(f"The kagglehub package is not installed (pip install kagglehub).\n"
-                            f"{manual_steps(kind, root)}") from None
+        raise DownloadError("The kagglehub package is not installed: pip install kagglehub, or get "
+                            f"{spec.title} by hand (steps above).", manual_steps(kind, root)) from None
     print(f"Downloading {spec.handle} with kagglehub (credentials from {source}) ...")
     try:
         fetched = Path(kagglehub.dataset_download(spec.handle))
     except Exception as err:  # noqa: BLE001 - network, HTTP 401/403/404, disk: all end the same way
-        raise DownloadError(f"The download of {spec.handle} failed: {_scrub(f'{type(err).__name__}: {err}')}"
-                            f"\nCheck the connection and the credentials, or get it by hand.\n"
-                            f"{manual_steps(kind, root)}") from None
+        reason = _scrub(f"{type(err).__name__}: {err}")
+        raise DownloadError(f"The download of {spec.handle} failed: {reason}. "
+                            "Check the connection and the credentials, or get it by hand (steps above).",
+                            manual_steps(kind, root)) from None
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".download-{kind}-", dir=root))
     try:
@@ -98,7 +104,8 @@ def download(kind: str, root: PathLike | None = None) -> Path:
             zips = [fetched] if fetched.is_file() else sorted(fetched.glob("*.zip"))
             if not zips:
                 raise DataLayoutError(f"kagglehub returned {fetched}, which holds neither {spec.csv} "
-                                      f"nor a zip.\n{manual_steps(kind, root)}")
+                                      "nor a zip: get the data by hand (steps above).",
+                                      manual_steps(kind, root))
             safe_extract(zips[0], staging / "extracted")
             install(spec, staging / "extracted", root, staging, link=False)
     finally:

@@ -53,7 +53,7 @@ from utils.datasets import (
     link_or_copy,
     manual_steps,
 )
-from utils.kaggle import download
+from utils.kaggle import DownloadError, download
 from utils.paths import files_dir
 from utils.split_record import SplitRecord, same_content_source
 
@@ -68,9 +68,9 @@ class CSVFormatError(UserError, ValueError):
 # --------------------------------------------------------------------------- messages
 def _missing_data_error(spec: DatasetSpec, root: Path, problems: list[str]) -> DataLayoutError:
     return DataLayoutError(
-        f"No {spec.title} download in {root}: {'; '.join(problems)}.\n"
-        f"Fix: python -m utils.prepare download {spec.kind} --root {root}\n"
-        + manual_steps(spec.kind, root)
+        f"No {spec.title} download in {root}: {'; '.join(problems)}. Fix: python -m utils.prepare "
+        f"download {spec.kind} --root {root}, or get it by hand from {spec.url} (steps above).",
+        manual_steps(spec.kind, root),
     )
 
 
@@ -552,16 +552,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 a mistake to fix (the one `error:` line says what and how; `utils.cli`), 130 interrupted."""
     args = _parser().parse_args(argv)
     root = args.root if args.root is not None else files_dir()
-    if args.command == "download":
-        download(args.kind, root)
-    elif args.command == "unpack":
-        unpack(args.zip, root, kind=args.kind)
-    elif args.kind == "celeba":
-        if args.corrections is not None:
-            raise UserError("--corrections applies to the glasses split only: leave it out for celeba.")
-        split_celeba(root, test_count=args.test_count, move=args.move)
-    else:
-        split_glasses(root, corrections=args.corrections, test_count=args.test_count, move=args.move)
+    try:
+        if args.command == "download":
+            download(args.kind, root)
+        elif args.command == "unpack":
+            unpack(args.zip, root, kind=args.kind)
+        elif args.kind == "celeba":
+            if args.corrections is not None:
+                raise UserError("--corrections applies to the glasses split only: leave it out for celeba.")
+            split_celeba(root, test_count=args.test_count, move=args.move)
+        else:
+            split_glasses(root, corrections=args.corrections, test_count=args.test_count, move=args.move)
+    except (DataLayoutError, DownloadError) as error:
+        if error.steps:  # the manual steps, several lines: above the one `error:` line utils.cli prints
+            print(error.steps, file=sys.stderr)
+        raise
     return 0
 
 
