@@ -2,7 +2,7 @@
 
 Builds a full-size fake CelebA in a temporary folder (202,599 rows of random 1/-1
 attributes with about CelebA's rates: ~24% Black_Hair, ~15% blond only, ~0.1% both;
-202,599 tiny dummy image files) and times, in one run:
+202,599 tiny dummy image files that start like JPEGs) and times, in one run:
 
   (a)  the chapter's selection: `pd.read_csv` of all columns, then a per-row `df.iloc[i]`
        loop deciding each row's folder (destination list only, no file touched);
@@ -41,12 +41,15 @@ from utils.prepare import (  # noqa: E402
     split_celeba,
 )
 
+# the first bytes of a JPEG: the split checks that each file starts like an image (it reads no more)
+JPEG_START = b"\xff\xd8\xff\xe0"
+
 # CelebA: 48,472 black (23.9%), 29,980 blond only (14.8%), a few hundred with both flags
 BLACK_RATE, BLOND_IF_NOT_BLACK, BLOND_IF_BLACK = 0.239, 0.195, 0.005
 
 
 def make_fake_celeba(root: Path, rows: int, seed: int = 0) -> None:
-    """The Kaggle layout with random attributes and 1-byte image files."""
+    """The Kaggle layout with random attributes and 4-byte image files (a JPEG's first bytes)."""
     rng = np.random.default_rng(seed)
     values = np.where(rng.random((rows, len(CELEBA_ATTRIBUTES))) < 0.3, 1, -1).astype(np.int8)
     black = rng.random(rows) < BLACK_RATE
@@ -59,7 +62,7 @@ def make_fake_celeba(root: Path, rows: int, seed: int = 0) -> None:
     images = root / CELEBA.image_dir
     images.mkdir(parents=True)
     for name in frame["image_id"]:
-        (images / name).write_bytes(b"\xff")
+        (images / name).write_bytes(JPEG_START)
 
 
 def chapter_destinations(df: pd.DataFrame) -> list[str]:

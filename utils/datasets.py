@@ -177,11 +177,17 @@ def image_problem(head: bytes, size: int) -> str | None:
     return f"not an image: it starts with {head[:12]!r}"
 
 
-def inspect_source(path: Path) -> tuple[os.stat_result, str | None]:
-    """The `stat` of a download's file and `image_problem` of its first bytes, in one open."""
-    with open(path, "rb") as handle:
-        stat = os.fstat(handle.fileno())
-        head = handle.read(12) if stat.st_size else b""
+def inspect_source(path: PathLike) -> tuple[os.stat_result, str | None]:
+    """The `stat` of a download's file and `image_problem` of its first bytes, in one open.
+
+    Plain `os` calls, no buffered file object: run on 78,452 files, the overhead counts.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        stat = os.fstat(fd)
+        head = os.read(fd, 12) if stat.st_size else b""
+    finally:
+        os.close(fd)
     return stat, image_problem(head, stat.st_size)
 
 
@@ -193,7 +199,7 @@ def _copy_atomic(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def link_or_copy(src: Path, dst: Path) -> str:
+def link_or_copy(src: PathLike, dst: PathLike) -> str:
     """Hard-link `src` to `dst`, or copy it where links fail (FAT, cross-device, some Windows shares).
 
     Returns "linked" or "copied". The source is never modified.
@@ -204,5 +210,5 @@ def link_or_copy(src: Path, dst: Path) -> str:
     except FileExistsError:
         raise
     except OSError:
-        _copy_atomic(src, dst)
+        _copy_atomic(Path(src), Path(dst))
         return "copied"
