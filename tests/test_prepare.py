@@ -696,3 +696,28 @@ def test_ensure_data_with_the_real_synthetic_module(tmp_path):
     glasses = ensure_data("glasses", tmp_path, synthetic_count=40, test_count=1)
     assert glasses.domain_A == tmp_path / "synthetic_glasses" / "glasses" / "G"
     assert names(glasses.domain_A) and names(glasses.domain_B) and names(glasses.test_B)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist: check the path of the zip you downloaded"),
+    (b"<!DOCTYPE html><html>Sign in</html>", "is not a readable zip file (File is not a zip file): an "),
+])
+def test_unpack_of_a_missing_or_non_zip_file_is_one_line(tmp_path, capsys, monkeypatch, content, message):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    archive = tmp_path / "archive.zip"
+    if content is not None:
+        archive.write_bytes(content)
+    root = tmp_path / "files"
+    assert prepare.main(["unpack", str(archive), "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {archive}") and message in err and err.count("\n") == 1
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("module", ["utils.kaggle", "utils.archive"])
+def test_modules_without_a_command_line_name_the_one_to_use(module):
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    assert done.returncode == 2 and "python -m utils.prepare" in done.stderr

@@ -60,7 +60,9 @@ def safe_extract(zip_path: PathLike, target: PathLike) -> list[Path]:
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise UnsafeArchiveError(f"{zip_path} is not a readable zip file ({err}).") from None
+        raise UnsafeArchiveError(f"{zip_path} is not a readable zip file ({err}): an interrupted "
+                                 "download? Download it again (Kaggle's 'Download' button saves "
+                                 "archive.zip).") from None
     base = target.resolve()
     written = []
     with archive:
@@ -152,7 +154,8 @@ def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None
     """
     zip_path, root = Path(zip_path), Path(root) if root is not None else files_dir()
     if not zip_path.is_file():
-        raise FileNotFoundError(f"{zip_path} does not exist.")
+        raise FileNotFoundError(f"{zip_path} does not exist: check the path of the zip you downloaded "
+                                "(Kaggle names it archive.zip).")
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
     try:
@@ -178,3 +181,11 @@ def in_place_message(spec: DatasetSpec, root: Path) -> str:
     count = sum(1 for _ in os.scandir(root / spec.image_dir))
     return (f"{spec.title} is in place: {root / spec.csv}, {root / spec.image_dir} ({count:,} files).\n"
             f"Next: python -m utils.prepare split {spec.kind} --root {root}")
+
+
+if __name__ == "__main__":  # no command line of its own: say which one to use rather than do nothing
+    import sys
+
+    print("error: this module has no command line of its own — run `python -m utils.prepare "
+          "unpack PATH/TO/archive.zip [--root files]`.", file=sys.stderr)
+    sys.exit(2)

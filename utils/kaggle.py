@@ -112,3 +112,11 @@ def download(kind: str, root: PathLike | None = None) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     print(in_place_message(spec, root))
     return root
+
+
+if __name__ == "__main__":  # no command line of its own: say which one to use rather than do nothing
+    import sys
+
+    print("error: this module has no command line of its own — run `python -m utils.prepare "
+          "download celeba|glasses [--root files]`.", file=sys.stderr)
+    sys.exit(2)
