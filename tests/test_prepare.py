@@ -71,7 +71,7 @@ def write_glasses(root: Path, labels: dict[int, int], unlabelled: range = range(
 
 
 def names(folder: Path) -> list[str]:
-    """The visible files of `folder` (the split's hidden record is not a face)."""
+    """The visible entries of `folder` (the split's hidden records beside its folders are not faces)."""
     return sorted(n for n in os.listdir(folder) if not n.startswith(".")) if folder.is_dir() else []
 
 
@@ -188,7 +188,7 @@ MINE = b"\xff\xd8\xff\xe0 the reader's own photo, not a CelebA face"
 
 
 def _record(folder: Path) -> Path:
-    return folder / ".ch06-split.json"
+    return folder.parent / f".{folder.name}.ch06-split.json"
 
 
 def test_a_readers_file_named_like_a_face_of_the_other_colour_is_left_alone(celeba, capsys):
@@ -625,7 +625,8 @@ def test_unpack_a_browser_download_into_the_layout(tmp_path, capsys):
     # a bad zip: clear error, nothing half-written in root
     bad = make_zip(tmp_path / "bad.zip", {"train.csv": b"id,glasses\n1,1\n", "../x": b""})
     assert prepare.main(["unpack", str(bad), "--root", str(root)]) == 2
-    assert sorted(os.listdir(root)) == ["black", "blond", "img_align_celeba", "list_attr_celeba.csv"]
+    left = sorted(n for n in os.listdir(root) if not n.endswith(".ch06-split.json"))  # no staging folder
+    assert left == ["black", "blond", "img_align_celeba", "list_attr_celeba.csv"]
 
 
 def test_unpack_refuses_to_overwrite_a_partial_layout(tmp_path):

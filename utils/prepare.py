@@ -5,7 +5,14 @@ Listing 6.1 *moves* each CelebA image into `files/black/` or `files/blond/` in a
 walks 202,599 rows one at a time. Here the selection is a pair of boolean masks over two
 columns, and each selected image is hard-linked (copied where links are impossible) into
 its folder, so the download stays intact, a second run is a cheap no-op, and missing
-files are counted and named instead of hidden.
+files are counted and named instead of hidden. A re-run removes or replaces only files it
+placed itself (each folder keeps a hidden record of them, `utils.split_record`): a reader's
+own files there are reported and left alone. Empty and non-image files in the download are
+named and left out, so training never meets them.
+
+Exit status of the command line: 0 done (warnings about the data are printed, not fatal);
+2 a mistake to fix, in one `error:` line (`utils.cli`), with the manual download steps above
+it where they help; 130 interrupted.
 
 Command line (run from the repository root)::
 
@@ -550,8 +557,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @command
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line. Exit status: 0 done (warnings about the data are printed, not fatal),
-    2 a mistake to fix (the one `error:` line says what and how; `utils.cli`), 130 interrupted."""
+    """The command line; returns the exit status (see the module docstring: 0, 2 or 130)."""
     args = _parser().parse_args(argv)
     root = args.root if args.root is not None else files_dir()
     try:

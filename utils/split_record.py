@@ -3,8 +3,10 @@
 (Extra code – not in the book.) Listing 6.1 decides by file name alone; so did our first
 split, and a reader's own `files/black/000123.jpg` was deleted (its name belonged to the
 other colour) or silently trained on (its name was one the split wanted). Now every folder
-the split fills holds a hidden record, `.ch06-split.json`: for each file it placed, the
-file's size, modification time (ns) and inode number. A file counts as the split's own
+the split fills has a hidden record beside it (`files/.black.ch06-split.json` for
+`files/black/`; beside, not inside, so that the chapter's `os.listdir` of the folder sees
+faces only): for each file the split placed there, its size, modification time (ns) and
+inode number. A file counts as the split's own
 only when all three still match, so a photo saved over one of them, or a new file that
 took one of its names, is the reader's: reported and left alone.
 
@@ -25,8 +27,13 @@ import json
 import os
 from pathlib import Path
 
-RECORD_NAME = ".ch06-split.json"
+RECORD_SUFFIX = ".ch06-split.json"
 _VERSION = 1
+
+
+def record_path(folder: Path) -> Path:
+    """The record of `folder`: a hidden file beside it (files/black -> files/.black.ch06-split.json)."""
+    return folder.parent / f".{folder.name}{RECORD_SUFFIX}"
 
 Key = str  # "size:mtime_ns:inode" (a string: the record of 48,472 files loads twice as fast)
 
@@ -55,7 +62,7 @@ class SplitRecord:
     @classmethod
     def load(cls, folder: Path) -> SplitRecord:
         try:
-            data = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+            data = json.loads(record_path(folder).read_text(encoding="utf-8"))
             entries = data["files"]
             if not all(isinstance(k, str) for k in entries.values()):
                 raise TypeError("not a record of this version")
@@ -79,15 +86,17 @@ class SplitRecord:
             return
         if not self.entries and not self.found:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        path = record_path(self.folder)
+        path.parent.mkdir(parents=True, exist_ok=True)
         body = {
-            "about": "Written by `python -m utils.prepare split`: the files it placed in this folder "
-                     "(size:mtime_ns:inode). A re-run removes or replaces only these; keep this file.",
+            "about": f"Written by `python -m utils.prepare split`: the files it placed in "
+                     f"{self.folder.name}/ (size:mtime_ns:inode). A re-run removes or replaces only "
+                     "these; keep this file.",
             "version": _VERSION,
             "files": dict(sorted(self.entries.items())),
         }
-        tmp = self.folder / (RECORD_NAME + ".tmp")
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(body, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, self.folder / RECORD_NAME)
+        os.replace(tmp, path)
         self._saved = dict(self.entries)
         self.found = True
