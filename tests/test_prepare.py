@@ -722,3 +722,18 @@ def test_modules_without_a_command_line_name_the_one_to_use(module):
     done = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent, timeout=120)
     assert done.returncode == 2 and "python -m utils.prepare" in done.stderr
+
+
+def test_regenerating_the_builtin_faces_never_deletes_a_readers_files(tmp_path, monkeypatch):
+    calls = _fake_synthetic(monkeypatch)
+    ensure_data("celeba", tmp_path, synthetic_count=12, test_count=2)
+    mine = tmp_path / "synthetic" / "black" / "me.jpg"  # a photo added to the training faces
+    mine.write_bytes(MINE)
+    (tmp_path / "synthetic" / "blond" / ".DS_Store").write_bytes(b"junk")  # nobody's work
+    with pytest.raises(prepare.UserError, match=r"holds 1 file\(s\) that neither .*black/me.jpg.*Nothing"):
+        ensure_data("celeba", tmp_path, synthetic_count=16, test_count=2)  # another count: regenerate
+    assert mine.read_bytes() == MINE and len(calls) == 1
+    mine.unlink()
+    (tmp_path / "synthetic" / ".black.ch06-split.json").unlink()  # as split by an older version
+    ensure_data("celeba", tmp_path, synthetic_count=16, test_count=2)
+    assert len(calls) == 2 and len(names(tmp_path / "synthetic" / "black")) == 8 - 2

@@ -39,7 +39,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -469,6 +469,45 @@ class DataChoice:
     truth: Path | None  # ground_truth/<kind> of the synthetic faces; None for real data
 
 
+def _readers_files(folder: Path, kind: str) -> list[Path]:
+    """Files under a synthetic-faces folder that neither the generator nor the split wrote.
+
+    The generator owns the CSVs, the image folder, `ground_truth/` and the marker; the split
+    owns what its records vouch for. Anything else (a photo added to `black/`, notes) is the
+    reader's. Hidden files (`.DS_Store`, the records) are nobody's work.
+    """
+    spec = dataset_spec(kind)
+    generated = {spec.csv, PurePosixPath(spec.image_dir).parts[0], "ground_truth"}
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        if here == folder:
+            dirnames[:] = [d for d in dirnames if d not in generated]
+        record = SplitRecord.load(here)
+        for name in filenames:
+            if name.startswith(".") or (here == folder and (name in generated or name.endswith(".csv"))):
+                continue
+            stat = os.lstat(here / name)
+            if record.entries.get(name) == key_of(stat):
+                continue
+            source = folder / spec.image_dir / name  # split by an older version, without a record
+            if not record.found and source.is_file() and same_content_source(stat, source.stat()):
+                continue
+            found.append(here / name)
+    return sorted(found)
+
+
+def _refuse_if_readers_files(folder: Path, kind: str, wanted: dict) -> None:
+    found = _readers_files(folder, kind)
+    if found:
+        examples = ", ".join(str(p.relative_to(folder)) for p in found[:MISSING_EXAMPLES])
+        raise UserError(
+            f"{folder} must be generated again ({wanted['count']:,} faces, seed {wanted['seed']}), but it "
+            f"holds {len(found):,} file(s) that neither the generator nor the split wrote ({examples}"
+            f"{' ...' if len(found) > MISSING_EXAMPLES else ''}). Nothing was changed: move your own files "
+            "to a folder of your own, then run again.")
+
+
 def _ensure_synthetic(kind: str, folder: Path, count: int, seed: int) -> None:
     """Generate the synthetic faces into `folder` unless a complete generation is there."""
     marker = folder / SYNTHETIC_MARKER
@@ -478,6 +517,8 @@ def _ensure_synthetic(kind: str, folder: Path, count: int, seed: int) -> None:
             return
     except (OSError, ValueError):
         pass  # no marker or a damaged one: the folder is not trusted
+    if folder.exists():  # checked before any work: the reader's files are never replaced
+        _refuse_if_readers_files(folder, kind, wanted)
     from utils import synthetic
 
     make = synthetic.make_celeba if kind == "celeba" else synthetic.make_glasses
