@@ -352,3 +352,15 @@ def test_limit_zero_means_all_and_a_negative_limit_is_refused(toy):
                                             limit=2)["count"] == 2
     with pytest.raises(ValueError, match="limit=-2"):
         ev.evaluate_direction_with_truth(nn.Identity(), nn.Identity(), test, truth, image_size=SIZE, limit=-2)
+
+
+def test_the_image_size_defaults_to_the_one_the_run_trained_at(demo_files, capsys):
+    argv, files = demo_files
+    argv = argv[:argv.index("--image-size")] + argv[argv.index("--image-size") + 2:]
+    run = files / "demo" / "run"
+    atomic_save({"config": {"image_size": 32, "num_features": 16}}, run / "checkpoint.pt")
+    assert ev.main(argv) == 0
+    assert f"Scoring at 32 px (the size {run / 'checkpoint.pt'} was trained at" in capsys.readouterr().out
+    (run / "checkpoint.pt").write_bytes(b"damaged")
+    assert ev.main([*argv, "--limit", "1"]) == 0
+    assert "Scoring at 256 px (the chapter's size: no training size found in" in capsys.readouterr().out

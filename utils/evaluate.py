@@ -617,6 +617,24 @@ def check_settings(args: argparse.Namespace) -> None:
                                "without ground truth): leave them out, or leave out --truth.")
 
 
+def training_size(gen_path: PathLike, default: int = 256) -> tuple[int, str]:
+    """The image size a generator was trained at, read from the run's `checkpoint.pt` beside it.
+
+    Scoring at another size than the training one gives other (usually worse) numbers without
+    a word, so the command line uses this unless `--image-size` is given. The generator files
+    themselves do not record it; without a readable checkpoint the chapter's 256 is used.
+    """
+    checkpoint = Path(gen_path).parent / "checkpoint.pt"
+    try:  # mmap: only the small "config" entry is read from a file that may hold hundreds of MB
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        size = state["config"]["image_size"]
+        if isinstance(size, int) and size > 0:
+            return size, f"the size {checkpoint} was trained at"
+    except Exception:  # noqa: BLE001 - absent, damaged or of another format: the default, said so
+        pass
+    return default, f"the chapter's size: no training size found in {checkpoint}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m utils.evaluate", description=main.__doc__)
     parser.add_argument("--gen-black", required=True, help="gen_A (makes domain A), e.g. files/gen_black.pth")
@@ -625,8 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-b", required=True, help="held-out real images of domain B")
     parser.add_argument("--truth", help="ground_truth/<kind> folder (synthetic faces): scores against it")
     parser.add_argument("--kind", choices=sorted(KINDS), default="hair")
-    parser.add_argument("--image-size", type=int, default=256,
-                        help="side the images are scored at (default 256, the chapter's; the demo's is 64)")
+    parser.add_argument("--image-size", type=int,
+                        help="side the images are scored at (default: the size recorded in checkpoint.pt "
+                             "beside --gen-black, as utils.train and make demo write it; else 256)")
     parser.add_argument("--num-features", type=int,
                         help="generator width (default: read from the weights file)")
     parser.add_argument("--num-residuals", type=int,
@@ -655,6 +674,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from utils.runtime import pick_device
 
     args = build_parser().parse_args(argv)
+    if args.image_size is None:
+        args.image_size, where = training_size(args.gen_black)
+        print(f"Scoring at {args.image_size} px ({where}; --image-size sets another size).")
     check_settings(args)
     device = pick_device(args.device)
     size = {"num_features": args.num_features, "num_residuals": args.num_residuals}  # None: from the file
