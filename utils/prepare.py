@@ -352,7 +352,7 @@ def _place(report: SplitReport, plan: dict[Path, list[str]], image_dir: Path, kn
             report.placed[folder] = len(wanted_list) - len(todo)
             report.blocked[folder] = [n for n in todo if n in foreign]
             ready: list[tuple[str, os.stat_result]] = []
-            source_dir, target_dir = os.fspath(image_dir), os.fspath(folder)  # strings: 3x less overhead
+            source_dir, target_dir = os.fspath(image_dir), os.fspath(folder)  # strings: no pathlib per file
             for name in todo:
                 if name in foreign:
                     continue
