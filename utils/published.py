@@ -303,8 +303,10 @@ def _write_record(dest: Path, source: str, hashes: dict[str, str]) -> None:
 
 def manual_steps(source: str, dest: Path) -> str:
     """What to do by hand when the fetch cannot."""
-    kind = _classify(source)[0] if source else "http-zip"
-    zip_url = source if kind == "http-zip" else PUBLISHED_WEIGHTS_URL
+    try:
+        zip_url = source if _classify(source)[0] == "http-zip" else PUBLISHED_WEIGHTS_URL
+    except FetchError:
+        zip_url = PUBLISHED_WEIGHTS_URL
     return (f"By hand: download {zip_url} (in a browser), unzip it, and put gen_black.pth and "
             f"gen_blond.pth in {dest}; or run `python -m utils.published fetch --url path/to/hair.zip` "
             "with the zip you downloaded.")
