@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import threading
+import time
 import urllib.error
 import zipfile
 from pathlib import Path
@@ -65,6 +66,15 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
+        if self.path == "/stall.zip":  # a server that stops sending half way
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"PK\x03\x04")
+            self.wfile.flush()
+            time.sleep(1.0)
+            self.close_connection = True
+            return
         canned = self.server.routes.get(self.path)
         if canned is None:
             return super().do_GET()
@@ -224,8 +234,8 @@ def test_a_generator_trained_over_the_published_pair_is_no_longer_taken_for_it(s
 
 
 FAILURES = {  # address (under the server) -> what the message must say
-    "/page.zip": r"answered with a web page \(HTML",
-    "/sneaky.zip": r"answered with a web page \(HTML",
+    "/page.zip": r"/(page|sneaky)\.zip is a web page \(HTML, 95 bytes\), not a zip",
+    "/sneaky.zip": r"/(page|sneaky)\.zip is a web page \(HTML, 95 bytes\), not a zip",
     "/truncated.zip": r"not a complete zip file",
     "/cut.zip": r"was cut short",
     "/escape.zip": r"is refused: refusing '\.\./gen_black\.pth'",
@@ -265,6 +275,14 @@ def test_offline_names_the_host_and_the_manual_steps(own):
     before = _snapshot(own)
     with pytest.raises(pub.FetchError, match=rf"could not reach 127\.0\.0\.1:{port} .*offline"):
         pub.fetch_published_generators(f"http://127.0.0.1:{port}/hair.zip", own, force=True, progress=False)
+    assert _snapshot(own) == before
+
+
+def test_a_stalled_download_times_out_and_changes_nothing(site, own):
+    before = _snapshot(own)
+    with pytest.raises(pub.FetchError, match=r"stall\.zip was cut short after 0\.0 MB \(no data for 0\.2 s"):
+        pub.fetch_published_generators(f"{site['url']}/stall.zip", own, force=True, timeout=0.2,
+                                       progress=False)
     assert _snapshot(own) == before
 
 

@@ -143,7 +143,6 @@ def _download(url: str, out: Path, timeout: float, progress: bool, cap: int) -> 
     """`url` into `out` with a progress bar; returns the answer's content type."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     host = urllib.parse.urlsplit(url).netloc
-    got = 0
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             length = answer.headers.get("Content-Length", "")
@@ -168,18 +167,19 @@ def _download(url: str, out: Path, timeout: float, progress: bool, cap: int) -> 
                              "is down?).") from None
         raise FetchError(f"could not reach {host} ({reason}): offline, or the address is wrong?") from None
     except (http.client.HTTPException, ConnectionError, TimeoutError) as error:
-        what = "no data for" if isinstance(error, TimeoutError) else "the connection broke after"
-        raise FetchError(f"the download of {url} was cut short ({what} {got / 1e6:.1f} MB: "
-                         f"{type(error).__name__}); the connection failed or timed out.") from None
+        got = out.stat().st_size / 1e6 if out.exists() else 0.0
+        why = (f"no data for {timeout:g} s" if isinstance(error, TimeoutError)
+               else f"the connection broke: {type(error).__name__}")
+        raise FetchError(f"the download of {url} was cut short after {got:.1f} MB ({why}).") from None
 
 
 def _not_a_zip(path: Path, label: str, content_type: str = "") -> FetchError:
     with open(path, "rb") as handle:
         head = handle.read(4096)
     if content_type == "text/html" or looks_like_html(head):
-        return FetchError(f"{label} answered with a web page (HTML, {path.stat().st_size:,} bytes), "
-                          "not a zip: the link may have moved, or the site shows a notice or sign-in "
-                          "page (open it in a browser to see).")
+        return FetchError(f"{label} is a web page (HTML, {path.stat().st_size:,} bytes), not a zip: "
+                          "the link may have moved, or the site shows a notice or sign-in page (open "
+                          "it in a browser to see).")
     return FetchError(f"{label} is not a complete zip file ({path.stat().st_size:,} bytes): the "
                       "download was cut short, or it is not the chapter's hair.zip.")
 
