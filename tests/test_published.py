@@ -364,3 +364,19 @@ def test_the_checkpoints_name_still_works(site, tmp_path):
 
     fetch_published_generators(str(site["root"] / "gens"), tmp_path, progress=False)
     _assert_published(tmp_path, site)
+
+
+def test_make_weights_runs_the_command_and_python_m_reports_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from utils.paths import REPO_ROOT
+
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "weights: setup\n\t$(PY) -m utils.published fetch $(ARGS)" in makefile
+    run = subprocess.run([sys.executable, "-m", "utils.published", "fetch", "--url",
+                          str(tmp_path / "hair.zip"), "--dest", str(tmp_path / "files")],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.startswith("error: not found:")
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "files").exists()
