@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements
 
-.PHONY: setup demo test lint notebooks lab docs clean-venv
+.PHONY: setup demo weights test lint notebooks lab docs clean-venv
 
 setup: $(STAMP)
 
@@ -16,6 +16,11 @@ $(STAMP): requirements.txt
 # The main job: train on the real data in files/ if it is split there, else on the built-in faces.
 demo: setup
 	$(PY) -m utils.demo
+
+# The chapter's trained generators (hair.zip) into files/, checked; `make weights ARGS=--force`
+# replaces a pair already there, `ARGS="--url path/to/hair.zip"` uses a zip downloaded by hand.
+weights: setup
+	$(PY) -m utils.published fetch $(ARGS)
 
 # Everything CI runs: lint, the unit tests, then every notebook in fast mode.
 test: setup

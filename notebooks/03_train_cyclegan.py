@@ -124,17 +124,24 @@ for sample in sorted((env.files / "samples").glob("*.png"))[-2:]:
 # ## Or: the chapter's published weights
 #
 # Instead of training, you can use the generators the chapter's author trained on CelebA (one
-# epoch at 256×256). Set `USE_PUBLISHED = True`: `gen_black.pth` and `gen_blond.pth` are then
-# downloaded into `files/` (from the address in `CH06_WEIGHTS_URL`) and checked before they
-# replace your own. Notebook 04 uses whichever pair is in `files/`.
+# epoch at 256×256, 64 wide, 9 residual blocks). (Extra code – not in the book.) Set
+# `USE_PUBLISHED = True` to do what `make weights` (`python -m utils.published fetch`) does:
+# download the chapter's `hair.zip`, check that `gen_black.pth` and `gen_blond.pth` load into
+# `Generator(3, 64, 9)`, and put both in `files/`. The pair your run just saved there is kept
+# unless you also set `REPLACE_MINE = True` (your run's `checkpoint.pt` still holds it:
+# `python -m utils.checkpoints extract files/checkpoint.pt --force` writes it back). Offline, the
+# message says what to do by hand.
 
 # %%
-from utils.checkpoints import CheckpointError, fetch_published_generators
+from utils.checkpoints import CheckpointError
+from utils.published import fetch_published_generators, published_in_place
 
 USE_PUBLISHED = False
+REPLACE_MINE = False
 if USE_PUBLISHED:
     try:
-        fetch_published_generators(None, env.files)
+        fetch_published_generators(dest=env.files, force=REPLACE_MINE)
     except CheckpointError as error:
         print(error)
-print("Generators:", *sorted(p.name for p in env.files.glob("gen_*.pth")))
+print("Generators:", *sorted(p.name for p in env.files.glob("gen_*.pth")),
+      "(the chapter's published pair)" if published_in_place(env.files) else "(trained here)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from unittest import mock
 
@@ -75,37 +76,6 @@ def test_not_a_state_dict(tmp_path):
         ck.load_generator(tmp_path / "list.pth")
 
 
-def test_fetch_published_generators_from_a_folder_url(tmp_path):
-    source = tmp_path / "published"
-    for name in ck.PUBLISHED_FILES:
-        ck.atomic_save(Generator(3).state_dict(), source / name)
-    written = ck.fetch_published_generators(source.as_uri(), tmp_path / "files")
-    assert [p.name for p in written] == list(ck.PUBLISHED_FILES)
-    ck.load_generator(written[0])
-
-
-def test_fetch_published_generators_dead_link_leaves_nothing(tmp_path):
-    with pytest.raises(ck.CheckpointError, match="Offline, or the link is dead"):
-        ck.fetch_published_generators((tmp_path / "missing").as_uri(), tmp_path / "files")
-    assert list((tmp_path / "files").iterdir()) == []
-
-
-def test_fetch_published_generators_rejects_a_wrong_file(tmp_path):
-    source = tmp_path / "published"
-    source.mkdir()
-    for name in ck.PUBLISHED_FILES:
-        (source / name).write_text("<html>Not found</html>")
-    with pytest.raises(ck.CheckpointError, match="Cannot read"):
-        ck.fetch_published_generators(source.as_uri(), tmp_path / "files")
-    assert list((tmp_path / "files").iterdir()) == []
-
-
-def test_fetch_published_generators_needs_an_address(tmp_path, monkeypatch):
-    monkeypatch.delenv(ck.WEIGHTS_URL_ENV, raising=False)
-    with pytest.raises(ck.CheckpointError, match="No address for the published weights"):
-        ck.fetch_published_generators(None, tmp_path)
-
-
 def test_atomic_save_gives_the_file_the_usual_permissions(tmp_path):
     import os
     import stat
@@ -117,3 +87,63 @@ def test_atomic_save_gives_the_file_the_usual_permissions(tmp_path):
         os.umask(mask)
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_web_page_saved_as_weights_says_so_without_torchs_unsafe_advice(tmp_path):
+    path = tmp_path / "gen_black.pth"
+    path.write_text("<!DOCTYPE html>\n<html><body>Page not found</body></html>")
+    with pytest.raises(ck.CheckpointError) as err:
+        ck.safe_load(path)
+    assert "web page (HTML)" in str(err.value) and "weights_only=False" not in str(err.value)
+
+
+def test_a_refused_pickle_names_what_it_refers_to_without_torchs_unsafe_advice(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    torch.save({"x": Exploit()}, tmp_path / "evil.pth")
+    with pytest.raises(ck.CheckpointError) as err:
+        ck.safe_load(tmp_path / "evil.pth")
+    assert "mkdir" in str(err.value) and "could run code" in str(err.value)
+    assert "weights_only=False" not in str(err.value) and not marker.exists()
+
+
+def _training_checkpoint(path):
+    gen_A, gen_B = Generator(3, 8, 1), Generator(3, 8, 1)
+    ck.atomic_save({"format": 1, "iteration": 5, "gen_A": gen_A.state_dict(), "gen_B": gen_B.state_dict(),
+                    "disc_A": {}, "disc_B": {}, "opt_gen": {"state": {}}}, path)
+    return gen_A, gen_B
+
+
+def test_load_generator_on_a_training_checkpoint_says_what_it_is_and_how_to_get_the_generator(tmp_path):
+    _training_checkpoint(tmp_path / "checkpoint.pt")
+    with pytest.raises(ck.CheckpointError) as err:
+        ck.load_generator(tmp_path / "checkpoint.pt")
+    message = str(err.value)
+    assert "checkpoint.pt is a training checkpoint" in message and "not a generator's state_dict" in message
+    assert str(tmp_path / "gen_black.pth") in message and "python -m utils.checkpoints extract" in message
+
+
+def test_extract_writes_both_generators_and_keeps_existing_ones_without_force(tmp_path, capsys):
+    gen_A, gen_B = _training_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck.main(["extract", str(tmp_path / "checkpoint.pt")]) == 0
+    for name, gen in (("gen_black.pth", gen_A), ("gen_blond.pth", gen_B)):
+        loaded = ck.load_generator(tmp_path / name)
+        assert all(torch.equal(a, b) for a, b in zip(gen.state_dict().values(),
+                                                      loaded.state_dict().values(), strict=True))
+    before = (tmp_path / "gen_black.pth").read_bytes()
+    (tmp_path / "gen_black.pth").write_bytes(b"mine")
+    capsys.readouterr()
+    assert ck.main(["extract", str(tmp_path / "checkpoint.pt")]) == 2
+    assert "already exist" in capsys.readouterr().err and (tmp_path / "gen_black.pth").read_bytes() == b"mine"
+    assert ck.main(["extract", str(tmp_path / "checkpoint.pt"), "--force"]) == 0
+    assert (tmp_path / "gen_black.pth").read_bytes() == before
+
+
+def test_extract_refuses_a_generator_file(tmp_path):
+    ck.atomic_save(Generator(3, 8, 1).state_dict(), tmp_path / "g.pth")
+    with pytest.raises(ck.CheckpointError, match="not a training checkpoint"):
+        ck.extract_generators(tmp_path / "g.pth")

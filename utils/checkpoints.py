@@ -7,8 +7,13 @@ only once complete, and every load uses `weights_only=True`, which never runs pi
 
 from __future__ import annotations
 
+import argparse
 import os
+import pickle
+import re
+import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,7 @@ import torch
 from torch import nn
 
 from utils.ch06util import Generator
-from utils.cli import UserError
+from utils.cli import UserError, command
 
 PathLike = str | os.PathLike
 
@@ -64,15 +69,52 @@ def safe_load(path: PathLike, map_location: Any = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
-        raise CheckpointError(
-            f"Cannot read {path} as PyTorch weights ({type(error).__name__}: {error}). The file "
-            "is damaged (an interrupted download or save?) or holds more than tensors and plain "
-            "values; download or train it again."
-        ) from error
+        raise CheckpointError(f"Cannot read {path} as PyTorch weights: {unreadable_reason(path, error)}"
+                              ) from error
 
 
-def load_state_dict_checked(model: nn.Module, state: dict, source: PathLike) -> nn.Module:
-    """`load_state_dict(strict=True)`, turning key and shape mismatches into one clear message."""
+def looks_like_html(head: bytes) -> bool:
+    """Whether the first bytes of a file are a web page: what a dead link or a sign-in page returns."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--")) or (
+        text.startswith(b"<") and b"<html" in text[:1024])
+
+
+def unreadable_reason(path: PathLike, error: BaseException) -> str:
+    """Why `torch.load(path, weights_only=True)` failed, in the reader's terms.
+
+    Torch's own message for a refused pickle advises `weights_only=False`, which would run
+    whatever code the file holds: it is never passed on.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2048)
+    except OSError:
+        head = b""
+    if looks_like_html(head):
+        return ("it is a web page (HTML), not weights: the download returned an error or sign-in "
+                "page instead of the file. Download it again (open the address in a browser to see "
+                "what it says).")
+    if isinstance(error, pickle.UnpicklingError) or "Weights only load failed" in str(error):
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f" (it refers to {found.group(1)})" if found else ""
+        return (f"it holds Python objects beyond tensors and plain values{what}, and loading them "
+                "could run code, so it was not loaded. Use a file saved as a state_dict "
+                "(`torch.save(model.state_dict(), ...)`) from a source you trust.")
+    if not head:
+        return "it is empty (0 bytes): an interrupted download or save? Download or train it again."
+    detail = str(error).split(". ")[0].strip().rstrip(".")
+    return (f"it is damaged or incomplete ({type(error).__name__}{': ' + detail if detail else ''}): an "
+            "interrupted download or save? Download or train it again.")
+
+
+def load_state_dict_checked(model: nn.Module, state: dict, source: PathLike, *, assign: bool = False
+                            ) -> nn.Module:
+    """`load_state_dict(strict=True)`, turning key and shape mismatches into one clear message.
+
+    `assign=True` makes the file's tensors the model's own (for a model built on the "meta"
+    device: checked without allocating or initialising a second copy).
+    """
     if not isinstance(state, dict):
         raise CheckpointError(f"{source} holds a {type(state).__name__}, not a state_dict.")
     own = model.state_dict()
@@ -93,7 +135,7 @@ def load_state_dict_checked(model: nn.Module, state: dict, source: PathLike) -> 
             f"{source} does not fit {model.__class__.__name__}: {'; '.join(details)}. Was it "
             "saved from a model of another size (num_features / num_residuals) or another class?"
         )
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=assign)
     return model
 
 
@@ -117,6 +159,8 @@ def load_generator(path: PathLike, device: Any = "cpu", num_features: int | None
     state = safe_load(path, map_location="cpu")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state_dict.")
+    if is_training_checkpoint(state):
+        raise CheckpointError(_training_checkpoint_message(path))
     if num_features is None or num_residuals is None:
         found = generator_shape(state)
         num_features = num_features or found[0]
@@ -126,46 +170,80 @@ def load_generator(path: PathLike, device: Any = "cpu", num_features: int | None
     return gen.to(device).eval()
 
 
-# extra code – the chapter's published weights, as an alternative to training
+# extra code – a training checkpoint given where a generator is expected
+# `utils.train` saves `checkpoint.pt` as a dict holding the four networks' state_dicts under
+# these keys (gen_A makes black-haired faces: gen_black.pth; gen_B blond ones: gen_blond.pth).
+CHECKPOINT_GENERATORS = {"gen_A": "gen_black.pth", "gen_B": "gen_blond.pth"}
+
+
+def is_training_checkpoint(state: Any) -> bool:
+    """Whether `state` is a `utils.train` checkpoint (networks, optimisers, ...), not one network."""
+    return isinstance(state, dict) and all(isinstance(state.get(k), dict) for k in CHECKPOINT_GENERATORS)
+
+
+def _training_checkpoint_message(path: PathLike) -> str:
+    path = Path(path)
+    return (f"{path} is a training checkpoint of utils.train (the four networks, optimisers, data "
+            "position, ...), not a generator's state_dict. The generators are saved beside it as "
+            f"{path.parent / 'gen_black.pth'} and {path.parent / 'gen_blond.pth'}: load those; if they "
+            f"are missing, write them with `python -m utils.checkpoints extract {path}`.")
+
+
+def extract_generators(checkpoint: PathLike, out: PathLike | None = None, *, force: bool = False
+                       ) -> list[Path]:
+    """Write `gen_black.pth` / `gen_blond.pth` (state_dicts) from a training `checkpoint.pt`.
+
+    They go beside the checkpoint unless `out` is given; existing files are kept unless
+    `force`, so a newer pair saved by the run is never replaced by an older checkpoint's.
+    """
+    checkpoint = Path(checkpoint)
+    out = Path(out) if out is not None else checkpoint.parent
+    state = safe_load(checkpoint)
+    if not is_training_checkpoint(state):
+        raise CheckpointError(f"{checkpoint} is not a training checkpoint of utils.train (it has no "
+                              "gen_A / gen_B); if it is a generator's state_dict, load it directly "
+                              "with load_generator.")
+    targets = {key: out / name for key, name in CHECKPOINT_GENERATORS.items()}
+    taken = [str(p) for p in targets.values() if p.exists()]
+    if taken and not force:
+        raise CheckpointError(f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''}: "
+                              "nothing was written. Pass --force to replace them with the "
+                              f"checkpoint's generators, or --out another folder.")
+    for key, target in targets.items():
+        generator_shape(state[key])  # a clear error if it is not a Generator's state_dict
+        atomic_save(state[key], target)
+    return list(targets.values())
+
+
+# extra code – the chapter's published weights (`utils/published.py` fetches them)
 PUBLISHED_FILES = ("gen_black.pth", "gen_blond.pth")
 WEIGHTS_URL_ENV = "CH06_WEIGHTS_URL"
 
 
-def fetch_published_generators(base_url: str | None, dest: PathLike, timeout: float = 30.0
+def fetch_published_generators(url: str | None = None, dest: PathLike | None = None, **kwargs: Any
                                ) -> list[Path]:
-    """Download `gen_black.pth` and `gen_blond.pth` from `base_url` (or `$CH06_WEIGHTS_URL`).
+    """The chapter's `gen_black.pth` / `gen_blond.pth` into `dest`: see `utils.published`."""
+    from utils.published import fetch_published_generators as fetch
 
-    Each file is checked to load into `Generator(3)` before it replaces anything in
-    `dest`, so a dead link, an HTML error page or a cut connection leaves `dest` as it was.
-    """
-    import urllib.error
-    import urllib.request
+    return fetch(url, dest, **kwargs)
 
-    base_url = base_url or os.environ.get(WEIGHTS_URL_ENV)
-    dest = Path(dest)
-    if not base_url:
-        raise CheckpointError(
-            "No address for the published weights. Download gen_black.pth and gen_blond.pth from "
-            f"the book's resources into {dest}, or set {WEIGHTS_URL_ENV} to the folder URL "
-            "that holds them."
-        )
-    dest.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in PUBLISHED_FILES:
-        url = base_url.rstrip("/") + "/" + name
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".download", dir=dest)
-        try:
-            with os.fdopen(fd, "wb") as handle, urllib.request.urlopen(url, timeout=timeout) as resp:
-                while chunk := resp.read(1 << 20):
-                    handle.write(chunk)
-            load_state_dict_checked(Generator(3), safe_load(tmp), url)
-            os.replace(tmp, dest / name)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise CheckpointError(
-                f"Could not download {url} ({error}). Offline, or the link is dead: download the "
-                f"file by hand into {dest}, or train your own (notebook 03)."
-            ) from error
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        written.append(dest / name)
-    return written
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m utils.checkpoints extract CHECKPOINT [--out FOLDER] [--force]`."""
+    parser = argparse.ArgumentParser(prog="python -m utils.checkpoints",
+                                     description="Weights files: take the generators out of a "
+                                                 "training checkpoint.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    extract = sub.add_parser("extract", help="write gen_black.pth / gen_blond.pth from a checkpoint.pt")
+    extract.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by utils.train")
+    extract.add_argument("--out", type=Path, default=None, help="folder (default: the checkpoint's)")
+    extract.add_argument("--force", action="store_true", help="replace existing gen_*.pth files")
+    args = parser.parse_args(argv)
+    for path in extract_generators(args.checkpoint, args.out, force=args.force):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
