@@ -760,7 +760,8 @@ def _train(config, ctx: _Dist, device, progress, callback, clock) -> TrainResult
     return run.loop()  # iterations, logs and samples, checkpoints; then finish
 
 
-ETA_STEPS = 10  # iterations timed (after the first, which warms up) for the speed estimate
+ETA_STEPS = 10  # iterations timed (after the first, which warms up) for the speed estimate ...
+ETA_SECONDS = 10.0  # ... or fewer, when they take this long
 
 
 def _duration(seconds: float) -> str:
@@ -857,6 +858,7 @@ class _Run:
         self.seconds_before, self.first_iteration = pos["seconds"], pos["iteration"]
         self.wish: str | None = None  # a stop this rank wants; under DDP agreed at log boundaries
         self.in_step = False
+        self.estimated = False  # the duration is printed once
         reason = self.reached_budget()
         self.bar = tqdm(total=self.total, initial=pos["iteration"], unit="it", dynamic_ncols=True,
                         disable=not (self.progress and self.ctx.main))
@@ -914,15 +916,19 @@ class _Run:
         return step
 
     def estimate_duration(self) -> None:
-        """Once, after a few timed iterations: how long the whole run takes on this machine."""
+        """Once, early: how long the whole run takes on this machine, from the iterations after
+        the first (which warms up): after `ETA_STEPS` of them, or `ETA_SECONDS`, if sooner."""
         done = self.pos["iteration"] - self.first_iteration
         if done == 1:
             self.seconds_after_first = self.pos["seconds"]
-        left = (self.total or 0) - self.first_iteration
-        steps = min(ETA_STEPS, max(1, left // 10))
-        if done != 1 + steps or not (self.progress and self.ctx.main and self.total):
+        if done < 2 or self.estimated or not (self.progress and self.ctx.main and self.total):
             return
-        per_iteration = (self.pos["seconds"] - self.seconds_after_first) / steps
+        left = self.total - self.first_iteration
+        timed = self.pos["seconds"] - self.seconds_after_first
+        if done - 1 < min(ETA_STEPS, max(1, left // 10)) and timed < ETA_SECONDS:
+            return
+        self.estimated = True
+        per_iteration = timed / (done - 1)
         which = f"the remaining {left:,}" if self.first_iteration else f"the run's {left:,}"
         self.bar.write(f"{per_iteration:.2f} s per iteration: {which} iterations take "
                        f"{_duration(per_iteration * left)} on this machine.")
