@@ -11,7 +11,10 @@ disconnects long before that. So this module wraps the chapter's one-iteration f
 * writes `history.csv`, sample grids and the chapter's `gen_black.pth` / `gen_blond.pth`;
 * offers the CycleGAN paper's options (identity loss, image pool, linear lr decay, random
   pairing), all off by default so the chapter's numbers stay the default;
-* runs unchanged under `torchrun` with DistributedDataParallel.
+* runs unchanged under `torchrun` with DistributedDataParallel;
+* checks every setting before it starts, refuses to resume a run on other data (unless told
+  `resume_anyway`), skips an image that cannot be read mid-run with a warning naming it, and
+  prints after a few iterations how long the run takes on this machine.
 
 CLI: `python -m utils.train --domain-a files/black --domain-b files/blond --out files/run`.
 Python: `train(TrainConfig(domain_a=..., domain_b=..., out=...))`.
@@ -191,17 +194,20 @@ def _patch_side(image_size: int, disc_features: Sequence[int]) -> int:
     return side
 
 
+_NO_FLAG = frozenset({"log_every", "lambda_cycle", "betas", "disc_features"})
+
+
 def _check_settings(config: TrainConfig) -> None:
     """Every numeric setting of a run, checked in one place, with the allowed range.
 
     (Extra code – not in the book.) A nonsense value (`--num-residuals -1`, `--iterations 0`)
     would otherwise train something else than asked, or fail an hour later. The CLI flag of
-    each field is its name with dashes.
+    a field is its name with dashes (log_every, lambda_cycle, betas, disc_features have none).
     """
 
     def bad(name: str, allowed: str, value: Any) -> SettingError:
-        flag = "--" + name.replace("_", "-")
-        return SettingError(f"{name} ({flag}) must be {allowed}, got {value!r}.")
+        flag = "" if name in _NO_FLAG else f" (--{name.replace('_', '-')})"
+        return SettingError(f"{name}{flag} must be {allowed}, got {value!r}.")
 
     def integer(value: Any) -> bool:
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -210,7 +216,7 @@ def _check_settings(config: TrainConfig) -> None:
         return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
             and math.isfinite(value)
 
-    # name: (smallest allowed, description); each must be an integer
+    # whole numbers, and the smallest value each may take
     at_least = {"batch_size": 1, "checkpoint_every": 1, "log_every": 1, "num_features": 1,
                 # 0 blocks would leave an encoder-decoder without the generator's transforming
                 # part (the chapter's Generator is a ResNet generator): at least one block.
@@ -869,7 +875,7 @@ class _Run:
                     for A, B, skipped in self.loader:
                         self.note_skipped(skipped)
                         step = self.one_iteration(A, B)
-                        self.log_and_sample(A, B, step)
+                        self.log_and_sample(step)
                         reason = self.decide_stop(interrupt.requested)
                         if reason is not None:
                             break
@@ -884,7 +890,8 @@ class _Run:
         return self.finish(reason)
 
     def one_iteration(self, A: torch.Tensor, B: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The chapter's training step (listing 6.7) at this iteration's lr; moves the position."""
+        """The chapter's training step (listing 6.7) at this iteration's lr; moves the position.
+        Returns the step's losses and images, with the batch on the device as "A" and "B"."""
         config, pos = self.config, self.pos
         self.lr = learning_rate(config.lr, pos["iteration"], self.total, self.decay_from)
         for group in (*self.opt_disc.param_groups, *self.opt_gen.param_groups):
@@ -957,7 +964,7 @@ class _Run:
         self.last_losses.update({k: float(v) for k, v in zip(LOSS_KEYS, losses[-1], strict=True)})
         return self.last_losses
 
-    def log_and_sample(self, A: torch.Tensor, B: torch.Tensor, step: dict[str, torch.Tensor]) -> None:
+    def log_and_sample(self, step: dict[str, torch.Tensor]) -> None:
         """Every `log_every` iterations (and at a stop): read the losses, show them, call the
         callback; every `sample_every`: save a grid of real, translated and cycled faces."""
         config, pos = self.config, self.pos
