@@ -535,3 +535,20 @@ def test_the_run_prints_its_expected_duration_early(data, tmp_path, capsys):
     out = capsys.readouterr().out
     # 3 iterations timed after the first (a tenth of the run, at most 10), 3 s each
     assert "3.00 s per iteration: the run's 30 iterations take about 2 min on this machine." in out
+
+
+def test_an_error_between_iterations_keeps_the_work_done(data, tmp_path, capsys):
+    def broken(event):  # e.g. data the skips cannot absorb, or a bug in a notebook's callback
+        if event.iteration == 3:
+            raise ValueError("something unexpected")
+
+    out = tmp_path / "o"
+    with pytest.raises(ValueError, match="something unexpected"):
+        tr.train(tiny(data, out, iterations=10), progress=False, callback=broken)
+    assert load_checkpoint(out)["iteration"] == 3  # not lost: the periodic checkpoint was at 100
+    assert "Saved a checkpoint at iteration 3" in capsys.readouterr().err
+    assert pd.read_csv(out / tr.HISTORY)["iteration"].tolist() == [1, 2, 3]
+    resumed = run(data, out, iterations=5, resume=True)
+    whole = run(data, tmp_path / "whole", iterations=5)
+    for name in NETS:  # and the resume is still exact
+        assert_same(getattr(whole, name).state_dict(), getattr(resumed, name).state_dict(), name)

@@ -863,7 +863,8 @@ class _Run:
         self.started = self.clock()
         self.seconds_before, self.first_iteration = pos["seconds"], pos["iteration"]
         self.wish: str | None = None  # a stop this rank wants; under DDP agreed at log boundaries
-        self.in_step = False
+        self.in_step = self.in_checkpoint = False
+        self.saved_at = pos["iteration"]  # the iteration of the newest checkpoint on disk
         self.estimated = False  # the duration is printed once
         reason = self.reached_budget()
         self.bar = tqdm(total=self.total, initial=pos["iteration"], unit="it", dynamic_ncols=True,
@@ -887,6 +888,9 @@ class _Run:
                 reason = "interrupted"
                 if self.in_step:  # the networks may be half-updated: keep the last periodic checkpoint
                     return self.stop_mid_iteration(reason)
+            except Exception:
+                self.save_before_error()
+                raise
         return self.finish(reason)
 
     def one_iteration(self, A: torch.Tensor, B: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -1007,6 +1011,7 @@ class _Run:
     def checkpoint(self) -> None:
         """Everything the run needs to continue bit for bit, plus the chapter's two files."""
         ctx, nets = self.ctx, self.nets
+        self.in_checkpoint = True
         pools = _gather({"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}, ctx)
         if ctx.main:
             _save_checkpoint({
@@ -1022,6 +1027,24 @@ class _Run:
             atomic_save(nets["gen_A"].state_dict(), self.paths["gen_black"])
             atomic_save(nets["gen_B"].state_dict(), self.paths["gen_blond"])
         ctx.barrier()
+        self.in_checkpoint = False
+        self.saved_at = self.pos["iteration"]
+
+    def save_before_error(self) -> None:
+        """An error between two iterations (data the skips could not absorb, a callback's bug)
+        must not cost the iterations since the last checkpoint: save them, then let the error
+        through. Not inside a step (the networks may be half-updated), not when saving was what
+        failed, and not under DDP (the other ranks would wait for this one)."""
+        if self.in_step or self.in_checkpoint or self.ctx.enabled or self.pos["iteration"] <= self.saved_at:
+            return
+        try:
+            self.bar.close()
+            self.flush()
+            self.checkpoint()
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            return
+        print(f"Saved a checkpoint at iteration {self.pos['iteration']:,} in {self.out} before stopping on "
+              "the error below; fix it, then run again with --resume.", file=sys.stderr)
 
     # ---------------------------------------------------------------------- finish
     def finish(self, reason: str) -> TrainResult:
