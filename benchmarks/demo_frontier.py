@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("The frontier needs the synthetic faces' ground truth; real CelebA is in files/.")
     demo._fresh_run_folder(run)
     config = dataclasses.replace(
-        demo.train_config(settings, data, run, minutes=args.minutes, seed=args.seed, device=device),
+        demo.train_config(settings, data.domain_A, data.domain_B, run, minutes=args.minutes, seed=args.seed,
+                          device=device),
         checkpoint_every=args.every, sample_every=0, log_every=math.gcd(20, args.every),
         workers=args.workers, mixed_precision=not args.fp32)
 

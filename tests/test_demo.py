@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -45,7 +46,7 @@ def test_demo_writes_grids_curves_and_metrics(demo_run):
         assert 0 <= saved[direction]["hair_accuracy"] <= 1
         assert saved[direction]["count"] == demo.FAST.test_count
     assert saved["minutes"] > 0 and saved["iterations"] == demo.FAST.iterations
-    assert saved["stopped_by"] == "iterations"
+    assert saved["stopped_by"] == "iterations" and saved["complete"] is True and "note" not in saved
     assert saved["data"] == "synthetic faces" and "cpu" in saved["device"]
     assert saved["settings"]["image_size"] == demo.FAST.image_size
 
@@ -70,14 +71,67 @@ def test_demo_rerun_replaces_its_own_run_but_not_foreign_files(demo_run, monkeyp
     assert (run / "gen_black.pth").is_file()  # nothing was removed before the refusal
 
 
+def test_a_run_the_demo_did_not_mark_is_never_replaced(tmp_path, monkeypatch):
+    """A reader's own training run in <out>/run (the very file names utils.train writes) stays."""
+    run = tmp_path / "out" / "run"
+    run.mkdir(parents=True)
+    mine = {"checkpoint.pt": b"my week of training", "gen_black.pth": b"mine", "history.csv": b"iteration\n"}
+    for name, content in mine.items():
+        (run / name).write_bytes(content)
+    monkeypatch.setenv("CH06_FILES", str(tmp_path))
+    with pytest.raises(FileExistsError, match=demo.MARKER):
+        demo.run_demo(tmp_path / "out", fast=True, device="cpu", progress=False)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == mine
+    assert not (tmp_path / "synthetic").exists()  # refused before any data was generated
+
+
+def test_the_demo_marks_its_run_folder(demo_run):
+    files, _ = demo_run
+    assert (files / "demo" / "run" / demo.MARKER).is_file()
+
+
+def test_a_minutes_cap_says_plainly_that_the_run_stopped_early(demo_run, tmp_path, monkeypatch, capsys):
+    files, _ = demo_run
+    monkeypatch.setenv("CH06_FILES", str(files))  # the fixture's faces: no new data to make
+    now = [0.0]
+
+    def clock() -> float:  # every reading of the training clock "takes" 15 s
+        now[0] += 15.0
+        return now[0]
+
+    metrics = demo.run_demo(tmp_path / "capped", minutes=1, fast=True, device="cpu", progress=True,
+                            clock=clock)
+    out = capsys.readouterr().out
+    # the speed estimate comes first: 30 s between the 1st and 2nd iteration, 4 iterations planned
+    assert "30.00 s per iteration: the run's 4 iterations take about 2 min on this machine." in out
+    note = "stopped at 2 of 4 iterations (the --minutes 1 cap): scores are below what the full run gets."
+    assert f"Note: {note}" in out
+    saved = json.loads((tmp_path / "capped" / "metrics.json").read_text(encoding="utf-8"))
+    assert saved["note"] == note and saved["complete"] is False and saved["stopped_by"] == "minutes"
+    assert (saved["iterations"], saved["iterations_planned"]) == (2, 4)
+    assert saved == json.loads(json.dumps(metrics))
+
+
 def test_settings_override_and_validation():
+    from utils.cli import SettingError
+
     assert demo.settings_for(False).iterations == demo.DEMO.iterations
     assert demo.settings_for(True, 7).iterations == 7
-    with pytest.raises(ValueError, match="iterations"):
+    with pytest.raises(SettingError, match="iterations"):
         demo.settings_for(False, 0)
+    with pytest.raises(SettingError, match="num_residuals"):
+        dataclasses.replace(demo.DEMO, num_residuals=-1)
 
 
-def test_too_few_minutes_is_a_clear_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("argv, message", [
+    (["--iterations", "0"], "iterations (--iterations) must be a whole number of at least 1"),
+    (["--minutes", "-5"], "minutes (--minutes) must be a number of minutes above 0"),
+])
+def test_bad_demo_settings_are_one_line_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CH06_FILES", str(tmp_path))
-    with pytest.raises(ValueError, match="minutes"):
-        demo.run_demo(tmp_path / "out", minutes=0.001, fast=True, device="cpu", progress=False)
+    monkeypatch.setenv("CH06_FAST", "1")
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    assert demo.main([*argv, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # no data generated, no folder made

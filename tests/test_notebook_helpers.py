@@ -24,18 +24,31 @@ def test_real_data_on_a_gpu_gets_the_chapters_sizes(monkeypatch):
     assert nb.run_sizes(real_data=False, device=torch.device("cpu")) is nb.BUILTIN
 
 
-def test_builtin_runs_train_exactly_like_the_demo(tmp_path):
+def test_demo_notebooks_and_cli_build_a_run_from_one_place(tmp_path):
+    from utils import train as tr
     from utils.demo import train_config, train_options
-    from utils.prepare import DataChoice
 
+    assert nb.BUILTIN is DEMO  # the same settings object, not a copy of its values
     config = nb.train_config(nb.BUILTIN, Path("a"), Path("b"), tmp_path)
     assert config.resume and config.out == tmp_path
-    data = DataChoice(real=False, root=tmp_path, domain_A=Path("a"), domain_B=Path("b"), test_A=None,
-                      test_B=None, truth=None)
-    demo_config = train_config(DEMO, data, tmp_path, minutes=None)
+    assert config == train_config(DEMO, [Path("a")], [Path("b")], tmp_path, resume=True)  # every field
+    args = tr.build_parser().parse_args(["--domain-a", "a", "--domain-b", "b", "--out", str(tmp_path),
+                                         "--preset", "demo"])
+    cli = tr.config_from_args(args)
     for field in train_options(DEMO):  # every training setting, not a hand-picked few
-        assert getattr(config, field) == getattr(demo_config, field), field
+        assert getattr(cli, field) == getattr(config, field), field
     assert config.discriminator_features() == DEMO.disc_features
+
+
+def test_the_chapter_settings_are_the_chapters(tmp_path):
+    from utils.train import TrainConfig
+
+    chapter = nb.train_config(nb.CHAPTER, Path("a"), Path("b"), tmp_path)
+    plain = TrainConfig(domain_a="a", domain_b="b", out=tmp_path)  # the dataclass defaults are the chapter's
+    for field in ("image_size", "batch_size", "lr", "betas", "lambda_cycle", "lambda_identity", "pool_size",
+                  "decay_from", "num_features", "num_residuals"):
+        assert getattr(chapter, field) == getattr(plain, field), field
+    assert chapter.iterations == 48_472 and chapter.checkpoint_every == 2000
 
 
 def test_overrides_and_presets_reach_the_config(tmp_path):

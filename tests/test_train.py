@@ -353,3 +353,202 @@ def test_plot_history_draws_the_losses(data, tmp_path):
 
     ax = plot_history(history, window=2)
     assert [line.get_label() for line in ax.get_lines()] == list(tr.LOSS_KEYS)
+
+
+# ------------------------------------------------------------ settings checked in one place
+@pytest.mark.parametrize("field, value, allowed", [
+    ("num_residuals", -1, "at least 1"),
+    ("num_residuals", 0, "at least 1"),
+    ("iterations", 0, "at least 1"),
+    ("minutes", -5, "above 0"),
+    ("batch_size", 0, "at least 1"),
+    ("image_size", 30, "multiple of 4"),
+    ("image_size", 20, "at least 24"),
+    ("lr", 0.0, "above 0"),
+    ("lambda_identity", -1.0, "at least 0"),
+    ("pool_size", -3, "at least 0"),
+    ("decay_from", 1.5, "share of the run"),
+    ("seed", -1, "at least 0"),
+])
+def test_nonsense_settings_are_refused_with_the_allowed_range(data, tmp_path, field, value, allowed):
+    from utils.cli import SettingError
+
+    with pytest.raises(SettingError, match=allowed) as caught:
+        tiny(data, tmp_path / "o", **{field: value})
+    assert f"--{field.replace('_', '-')}" in str(caught.value) and repr(value) in str(caught.value)
+    assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
+def test_cli_setting_error_is_one_line_exit_2(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    argv = ["--domain-a", str(data[0]), "--domain-b", str(data[1]), "--out", str(tmp_path / "o"), "--quiet"]
+    assert tr.main([*argv, "--num-residuals", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: num_residuals (--num-residuals) must be") and err.count("\n") == 1
+    assert tr.main([*argv, "--image-size", "30"]) == 2
+    assert "multiple of 4" in capsys.readouterr().err
+
+
+def test_share_decay_and_the_demo_preset(data, tmp_path):
+    from utils.demo import DEMO
+
+    history = run(data, tmp_path / "o", iterations=4, lr=1.0, decay_from=0.5).history
+    assert history["lr"].tolist() == pytest.approx([1.0, 1.0, 1.0, 0.5])  # = decay_from=2 of 4
+    demo = tr.TrainConfig.from_preset("demo", domain_a="a", domain_b="b", out="o", iterations=100)
+    assert (demo.image_size, demo.num_residuals, demo.lambda_identity) == (
+        DEMO.image_size, DEMO.num_residuals, DEMO.lambda_identity)
+    assert tr._resolve_decay(demo, 100) == 60  # the demo's "last 40%" follows a changed length
+
+
+# ------------------------------------------------------------- resume checks the data
+def test_resume_on_swapped_or_other_folders_is_refused(data, tmp_path):
+    out = tmp_path / "o"
+    run(data, out, iterations=1)
+    before = (out / tr.CHECKPOINT).read_bytes(), (out / tr.HISTORY).read_text()
+    with pytest.raises(tr.ResumeMismatchError, match=r"A and B swapped.*--resume-anyway"):
+        tr.train(tiny((data[1], data[0]), out, iterations=2, resume=True), progress=False)
+    other = tmp_path / "C"
+    write_images(other, 4, size=(36, 40), seed=9, start=50)
+    with pytest.raises(tr.ResumeMismatchError, match="other images"):
+        tr.train(tiny((other, data[1]), out, iterations=2, resume=True), progress=False)
+    assert ((out / tr.CHECKPOINT).read_bytes(), (out / tr.HISTORY).read_text()) == before  # untouched
+
+    with pytest.warns(UserWarning, match="swapped"):
+        result = tr.train(tiny((data[1], data[0]), out, iterations=2, resume=True, resume_anyway=True),
+                          progress=False)
+    assert result.iteration == 2
+
+
+def test_resume_with_images_added_warns_and_a_moved_folder_is_the_same_run(data, tmp_path):
+    out = tmp_path / "o"
+    run(data, out, iterations=1)
+    moved = tmp_path / "moved_A"
+    data[0].rename(moved)  # same file names elsewhere (a Drive mounted at another path): no complaint
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tr.train(tiny((moved, data[1]), out, iterations=2, resume=True), progress=False).iteration == 2
+    write_images(moved, 1, size=(36, 40), seed=5, start=4)
+    with pytest.warns(UserWarning, match="has 4 images now and had 3"):
+        tr.train(tiny((moved, data[1]), out, iterations=3, resume=True), progress=False)
+
+
+def test_cli_resume_anyway(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["--out", str(out), "--image-size", "32", "--num-features", "8", "--num-residuals", "1", "--quiet"]
+    assert tr.main(["--domain-a", str(data[0]), "--domain-b", str(data[1]), *base, "--iterations", "1"]) == 0
+    swapped = ["--domain-a", str(data[1]), "--domain-b", str(data[0]), *base, "--iterations", "2"]
+    assert tr.main([*swapped, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "swapped" in err and "--resume-anyway" in err
+    assert err.count("\n") == 1
+    with pytest.warns(UserWarning, match="swapped"):
+        assert tr.main([*swapped, "--resume-anyway"]) == 0  # implies --resume
+    assert load_checkpoint(out)["iteration"] == 2
+
+
+# --------------------------------------------------------- damaged data, disk, folders
+def test_a_damaged_image_met_mid_run_is_skipped_and_named(data, tmp_path, capsys):
+    bad = sorted(data[1].iterdir())[2]
+    bad.write_bytes(b"this is not a PNG any more")  # e.g. a sync tool's half copy
+    result = tr.train(tiny(data, tmp_path / "o", iterations=6, batch_size=2), progress=False)
+    assert (result.reason, result.iteration) == ("iterations", 6)  # the run was not lost
+    assert list(result.skipped_images) == [str(bad)] and result.skipped_images[str(bad)] >= 1
+    err = capsys.readouterr().err
+    assert err.count(f"warning: skipped {bad}") == 1  # warned once, however often it was met
+    assert f"unreadable image(s) were skipped: {bad}" in err
+    assert load_checkpoint(tmp_path / "o")["iteration"] == 6
+
+
+def test_an_empty_domain_folder_is_one_line(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = ["--domain-a", str(empty), "--domain-b", str(data[1]), "--out", str(tmp_path / "o"), "--quiet"]
+    assert tr.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Domain A has no images in") and err.count("\n") == 1
+
+
+def test_an_unwritable_out_is_one_line(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    argv = ["--domain-a", str(data[0]), "--domain-b", str(data[1]), "--out", str(blocker / "run"), "--quiet"]
+    assert tr.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "a_file" in err
+    assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def _full_disk(monkeypatch):
+    """torch.save as it fails on a full disk (a RuntimeError, not an OSError), and almost no room."""
+    import shutil
+
+    def failing_save(obj, handle, *args, **kwargs):
+        handle.write(b"part of a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed "
+                           "writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    almost_full = shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: almost_full)
+
+
+def test_a_full_disk_says_so_and_keeps_the_previous_checkpoint(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    out = tmp_path / "o"
+    run(data, out, iterations=2)
+    argv = ["--domain-a", str(data[0]), "--domain-b", str(data[1]), "--out", str(out), "--image-size", "32",
+            "--num-features", "8", "--num-residuals", "1", "--sample-every", "0", "--quiet", "--resume",
+            "--iterations", "3"]
+    with monkeypatch.context() as mp:
+        _full_disk(mp)
+        assert tr.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no space left on {out} (needed about ") and " MB for checkpoint.pt" in err
+    assert err.count("\n") == 1
+    assert load_checkpoint(out, tr.PREVIOUS_CHECKPOINT)["iteration"] == 2  # the previous one survives
+    assert not list(out.glob(".*.tmp"))
+    assert tr.main(argv) == 0 and load_checkpoint(out)["iteration"] == 3  # room again: resumes
+
+
+def test_a_save_error_with_room_on_the_disk_stays_a_bug(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a real bug")))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 0, 10**12))
+    with pytest.raises(RuntimeError, match="a real bug"):
+        tr.atomic_save({"x": torch.zeros(3)}, tmp_path / "x.pt")
+
+
+# --------------------------------------------------------------------- speed estimate
+def test_the_run_prints_its_expected_duration_early(data, tmp_path, capsys):
+    now = [0.0]
+
+    def clock() -> float:  # every reading of the clock "takes" 3 s
+        now[0] += 3.0
+        return now[0]
+
+    tr.train(tiny(data, tmp_path / "o", iterations=30), progress=True, clock=clock)
+    out = capsys.readouterr().out
+    # 3 iterations timed after the first (a tenth of the run, at most 10), 3 s each
+    assert "3.00 s per iteration: the run's 30 iterations take about 2 min on this machine." in out
+
+
+def test_an_error_between_iterations_keeps_the_work_done(data, tmp_path, capsys):
+    def broken(event):  # e.g. data the skips cannot absorb, or a bug in a notebook's callback
+        if event.iteration == 3:
+            raise ValueError("something unexpected")
+
+    out = tmp_path / "o"
+    with pytest.raises(ValueError, match="something unexpected"):
+        tr.train(tiny(data, out, iterations=10), progress=False, callback=broken)
+    assert load_checkpoint(out)["iteration"] == 3  # not lost: the periodic checkpoint was at 100
+    assert "Saved a checkpoint at iteration 3" in capsys.readouterr().err
+    assert pd.read_csv(out / tr.HISTORY)["iteration"].tolist() == [1, 2, 3]
+    resumed = run(data, out, iterations=5, resume=True)
+    whole = run(data, tmp_path / "whole", iterations=5)
+    for name in NETS:  # and the resume is still exact
+        assert_same(getattr(whole, name).state_dict(), getattr(resumed, name).state_dict(), name)

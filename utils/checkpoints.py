@@ -36,12 +36,21 @@ def _umask() -> int:
     return mask
 
 
+class DiskFullError(UserError, OSError):
+    """No room on the disk for a save; no half-written file was left behind."""
+
+
 def atomic_save(obj: Any, path: PathLike) -> Path:
     """`torch.save` to a temporary file beside `path`, then rename it over `path`.
 
     The rename is atomic on POSIX and Windows (`os.replace`), so `path` always holds
-    either the old complete file or the new complete file, never half of one.
+    either the old complete file or the new complete file, never half of one. A full disk
+    (torch reports it as a RuntimeError "file write failed", the OS as ENOSPC) becomes a
+    `DiskFullError` saying where and about how much room the file needs.
     """
+    import errno
+    import shutil
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -52,9 +61,30 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        if not isinstance(error, (OSError, RuntimeError)) or isinstance(error, UserError):
+            raise
+
+        def tensor_bytes(value: Any) -> int:  # what the file holds, roughly: its tensors
+            if isinstance(value, torch.Tensor):
+                return value.untyped_storage().nbytes()
+            if isinstance(value, dict):
+                return sum(tensor_bytes(v) for v in value.values())
+            if isinstance(value, (list, tuple)):
+                return sum(tensor_bytes(v) for v in value)
+            return 0
+
+        needed = tensor_bytes(obj) + (1 << 16)
+        free = shutil.disk_usage(path.parent).free
+        if getattr(error, "errno", None) not in (errno.ENOSPC, errno.EDQUOT) and free >= needed:
+            raise  # not a full disk: a genuine error keeps its traceback
+        raise DiskFullError(
+            f"no space left on {path.parent} (needed about {max(1, round(needed / 2**20))} MB for "
+            f"{path.name}, {free / 2**20:.0f} MB free). Free some disk space (old runs in files/ are the "
+            "usual culprits), then run the same command again (with --resume for a training run): "
+            "no half-written file was left, and the files already there are complete."
+        ) from error
     return path
 
 

@@ -5,16 +5,23 @@
 1. generates the built-in synthetic faces (or uses the real CelebA download in `files/`),
 2. splits them with the chapter's rule, holding faces out of training (`utils.prepare.ensure_data`),
 3. trains the chapter's `Generator`/`Discriminator` pair in both directions with the chapter's
-   losses (`utils.train.train`) within a fixed budget of iterations AND minutes,
+   losses (`utils.train.train`) for a fixed, seeded number of iterations (the same run on any
+   machine; after a few iterations it prints how long the whole run takes on this one),
 4. scores the held-out faces against the ground-truth renders (`utils.evaluate`), and
 5. writes round-trip grids, the loss curves and `metrics.json` to `files/demo/`.
 
 Why the settings differ from the chapter's (256 px, 64 wide, 9 blocks, batch 1, lr 1e-5,
-one epoch of 48,472 iterations): that recipe needs hours on a GPU. The demo must finish in
-15 minutes on a 2-core laptop CPU, so it keeps the architecture and the losses and shrinks
-the sizes; see `DEMO` and benchmarks/demo_frontier.py for the measurements behind each choice.
+one epoch of 48,472 iterations): that recipe needs hours on a GPU. The demo should finish in
+about 15 minutes on a 2-core laptop CPU, so it keeps the architecture and the losses and
+shrinks the sizes; see `DEMO` and benchmarks/demo_frontier.py for the measurements behind
+each choice. `--minutes M` caps the training time on a slow machine; a run it stops early
+says so in its summary and in `metrics.json` (its scores are below the full run's).
 
-    python -m utils.demo [--minutes 14] [--iterations N] [--out DIR] [--seed 0] [--device cpu]
+`DemoSettings` is the settings type of every run the project starts: `make demo` (`DEMO`),
+the notebooks (`utils.notebook`) and `python -m utils.train --preset demo` all build their
+`TrainConfig` through `train_options` / `train_config` here.
+
+    python -m utils.demo [--iterations N] [--minutes M] [--out DIR] [--seed 0] [--device cpu]
 """
 
 from __future__ import annotations
@@ -23,13 +30,14 @@ import argparse
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from utils.cli import SettingError, UserError, command
 from utils.paths import files_dir
 
 if TYPE_CHECKING:
@@ -38,14 +46,18 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike
 
-DEFAULT_MINUTES = 14.0  # the whole demo, data generation and evaluation included
-EVALUATION_RESERVE_MINUTES = 0.5  # kept free after training for scores, grids and curves
 GRID_FACES = 6  # faces per round-trip grid
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Everything the demo trains with; `DEMO` for `make demo`, `FAST` for the tests and CI."""
+    """Everything a run trains with: `DEMO` for `make demo`, `FAST` for the tests and CI, and
+    the notebooks' sizes (`utils.notebook.CHAPTER`, `BUILTIN`, `FAST`).
+
+    One type, turned into a `utils.train.TrainConfig` in one place (`train_config`), which
+    also checks every training setting (`TrainConfig` says the allowed range); the two data
+    counts are checked here.
+    """
 
     synthetic_count: int | None  # faces generated when no real CelebA is found (None: prepare's default)
     test_count: int  # faces held out per domain, never trained on
@@ -61,6 +73,50 @@ class DemoSettings:
     lambda_identity: float
     pool_size: int
     decay_start: float | None  # share of the iterations after which the lr falls linearly to 0
+
+    def __post_init__(self) -> None:
+        if self.synthetic_count is not None and self.synthetic_count < 0:
+            raise SettingError(f"synthetic_count must be at least 0 (or None), got {self.synthetic_count}.")
+        if self.test_count < 0:
+            raise SettingError(f"test_count must be at least 0, got {self.test_count}.")
+        train_config(self, "A", "B", "run")  # raises SettingError for a training setting out of range
+
+
+def train_options(settings: DemoSettings) -> dict[str, Any]:
+    """The `utils.train.TrainConfig` fields that `settings` fix (sizes, optimiser, losses, schedule).
+
+    The one mapping from settings to a training run: the demo, the notebooks and the CLI's
+    `--preset demo` all go through it, so they cannot drift apart.
+    """
+    return dict(
+        image_size=settings.image_size, batch_size=settings.batch_size, iterations=settings.iterations,
+        lr=settings.lr, betas=settings.betas, lambda_cycle=settings.lambda_cycle,
+        lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
+        decay_from=settings.decay_start,  # a share of the run: the last 40% for 0.6
+        num_features=settings.num_features, num_residuals=settings.num_residuals,
+        disc_features=settings.disc_features,
+    )
+
+
+def train_config(settings: DemoSettings, domain_a: PathLike | Sequence[PathLike],
+                 domain_b: PathLike | Sequence[PathLike], out: PathLike, **overrides: Any) -> TrainConfig:
+    """The `utils.train` configuration of a run at `settings`: the chapter's networks and losses.
+
+    `overrides` are further TrainConfig fields (seed, device, minutes, resume, ...) and win;
+    `preset="paper"` (or "chapter") lays a preset between the settings and the overrides.
+    """
+    from utils.train import TrainConfig, preset_options
+
+    preset = overrides.pop("preset", None)
+    if overrides.get("device") is not None:
+        overrides["device"] = str(overrides["device"])
+    its = settings.iterations
+    return TrainConfig(
+        domain_a=domain_a, domain_b=domain_b, out=out,
+        **{**train_options(settings),
+           "checkpoint_every": min(2000, max(1, its // 4)), "sample_every": min(500, max(1, its // 8)),
+           **(preset_options(preset) if preset else {}), **overrides},
+    )
 
 
 # Measured with benchmarks/demo_frontier.py and the throughput runs in benchmarks/README.md
@@ -96,33 +152,45 @@ FAST = DemoSettings(
     lambda_cycle=10.0, lambda_identity=5.0, pool_size=0, decay_start=None,
 )
 
-# What `utils.train` writes into a run folder; a folder holding only these is a previous demo run.
-_RUN_FILES = frozenset({"checkpoint.pt", "checkpoint.prev.pt", "gen_black.pth", "gen_blond.pth",
-                        "history.csv", "samples"})
+# The demo marks each run folder it makes with this file, and replaces a run folder only if
+# the file is there (and nothing but what `utils.train` writes): a reader's own run in the
+# same place is never touched, whatever its files are called.
+MARKER = "MADE_BY_DEMO.txt"
+_RUN_FILES = frozenset({"checkpoint.pt", "checkpoint.prev.pt", "checkpoint.damaged.pt", "gen_black.pth",
+                        "gen_blond.pth", "history.csv", "samples", MARKER})
 
 
 def settings_for(fast: bool, iterations: int | None = None) -> DemoSettings:
-    """`DEMO` or `FAST`, with the number of iterations overridden when given."""
+    """`DEMO` or `FAST`, with the number of iterations overridden when given (and checked)."""
     settings = FAST if fast else DEMO
     if iterations is not None:
-        if iterations < 1:
-            raise ValueError(f"iterations must be at least 1, got {iterations}.")
         settings = replace(settings, iterations=iterations)
     return settings
 
 
 def _fresh_run_folder(run: Path) -> None:
-    """Empty `run` of a previous demo's files; refuse if it holds anything the demo did not write."""
-    if not run.exists():
-        return
-    foreign = sorted(p.name for p in run.iterdir() if p.name not in _RUN_FILES)
-    if foreign:
-        raise FileExistsError(
-            f"{run} holds files the demo did not write ({', '.join(foreign[:5])}). "
-            "Move them elsewhere or pass another --out folder."
-        )
-    for entry in run.iterdir():
-        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    """An empty `run` folder, marked as the demo's. A previous demo run there (marked, holding
+    only what `utils.train` writes) is replaced; anything else is refused and left as it is."""
+    if run.exists() and any(run.iterdir()):
+        if not (run / MARKER).is_file():
+            raise FileExistsError(
+                f"{run} holds a run or files the demo did not make (it has no {MARKER}), so the "
+                "demo leaves it alone. Pass another --out folder, or move that folder elsewhere."
+            )
+        foreign = sorted(p.name for p in run.iterdir() if p.name not in _RUN_FILES)
+        if foreign:
+            raise FileExistsError(
+                f"{run} holds files the demo did not write ({', '.join(foreign[:5])}). "
+                "Move them elsewhere or pass another --out folder."
+            )
+        for entry in run.iterdir():
+            if entry.name != MARKER:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    run.mkdir(parents=True, exist_ok=True)
+    (run / MARKER).write_text(
+        "This run folder was made by `make demo` (python -m utils.demo), which replaces it on its next\n"
+        "run. To keep this run, move the folder elsewhere, or delete this file: the demo then leaves\n"
+        "the folder alone.\n", encoding="utf-8")
 
 
 def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[str, tuple[Path, Path]],
@@ -148,34 +216,6 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
     return written
 
 
-def train_options(settings: DemoSettings) -> dict[str, Any]:
-    """The `utils.train.TrainConfig` fields that `settings` fix (sizes, optimiser, losses, schedule).
-
-    One mapping for the demo and the notebooks' built-in runs (`utils.notebook.BUILTIN`), so
-    the two cannot drift apart.
-    """
-    return dict(
-        image_size=settings.image_size, batch_size=settings.batch_size, iterations=settings.iterations,
-        lr=settings.lr, betas=settings.betas, lambda_cycle=settings.lambda_cycle,
-        lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
-        decay_from=None if settings.decay_start is None else int(settings.decay_start * settings.iterations),
-        num_features=settings.num_features, num_residuals=settings.num_residuals,
-        disc_features=settings.disc_features,
-    )
-
-
-def train_config(settings: DemoSettings, data: DataChoice, run: PathLike, *, minutes: float | None,
-                 seed: int = 0, device: str | torch.device | None = None) -> TrainConfig:
-    """The `utils.train` configuration of the demo: the chapter's networks and losses at `settings`."""
-    from utils.train import TrainConfig
-
-    return TrainConfig(
-        domain_a=data.domain_A, domain_b=data.domain_B, out=run, minutes=minutes, **train_options(settings),
-        checkpoint_every=max(1, settings.iterations // 4), sample_every=max(1, settings.iterations // 8),
-        seed=seed, device=None if device is None else str(device),
-    )
-
-
 def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
     """The real CelebA download in files/ if there is one, else the synthetic faces; split, held out."""
     from utils.prepare import ensure_data
@@ -183,18 +223,32 @@ def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
     data = ensure_data("celeba", synthetic_count=settings.synthetic_count, test_count=settings.test_count,
                        seed=seed)
     if data.test_A is None or data.test_B is None:
-        raise RuntimeError(f"No held-out faces were split off in {data.root}; the demo needs them to score.")
+        raise UserError(f"No held-out faces were split off in {data.root}; the demo needs them to score. "
+                        "Split again with held-out faces (python -m utils.prepare split celeba "
+                        "--test-count 100).")
     return data
 
 
-def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, iterations: int | None = None,
+def _stop_note(reason: str, done: int, planned: int, minutes: float | None) -> str | None:
+    """The plain sentence a run stopped early gets in the summary and metrics.json; None if complete."""
+    if done >= planned:
+        return None
+    why = {"minutes": f"the --minutes {minutes:g} cap" if minutes is not None else "the time cap",
+           "interrupted": "interrupted", "callback": "stopped by a callback"}.get(reason, reason)
+    return (f"stopped at {done:,} of {planned:,} iterations ({why}): scores are below what the full "
+            "run gets.")
+
+
+def run_demo(out: PathLike | None = None, *, minutes: float | None = None, iterations: int | None = None,
              seed: int = 0, device: str | torch.device | None = None, fast: bool | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Data, training, scores and pictures in one call; returns what `metrics.json` holds.
 
-    `minutes` caps the whole demo (data generation and evaluation included); training stops
-    at `iterations` (default: the settings') or when the cap would be passed, whichever comes
-    first. `fast` (default: `CH06_FAST`) shrinks everything so the demo runs in seconds.
+    Training runs `iterations` (default: the settings'), a fixed seeded run, so every machine
+    gets the same result, only sooner or later; `minutes` optionally caps the training time
+    (then the summary and metrics.json say that the run stopped early). `fast` (default:
+    `CH06_FAST`) shrinks everything so the demo runs in seconds. `clock` times the training
+    (tests pass a fake one).
     """
     import matplotlib
 
@@ -207,30 +261,26 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
     from utils.train import train
 
     started = time.monotonic()
-    if minutes <= EVALUATION_RESERVE_MINUTES:
-        raise ValueError(f"--minutes {minutes:g} leaves no time to train: give more than "
-                         f"{EVALUATION_RESERVE_MINUTES:g} (the default is {DEFAULT_MINUTES:g}).")
     fast = fast_mode() if fast is None else fast
     settings = settings_for(fast, iterations)
+    train_config(settings, "A", "B", "run", minutes=minutes)  # a bad --minutes fails before any work
     out = Path(out) if out is not None else files_dir() / "demo"
     device = pick_device(str(device) if device is not None else None)
     print(f"CycleGAN demo: {describe(device)}")
 
+    run = out / "run"
+    _fresh_run_folder(run)  # before any work: a folder the demo may not replace is refused at once
     data = demo_data(settings, seed)
 
-    out.mkdir(parents=True, exist_ok=True)
-    run = out / "run"
-    _fresh_run_folder(run)
-    spent = (time.monotonic() - started) / 60
-    train_minutes = minutes - spent - EVALUATION_RESERVE_MINUTES
-    if train_minutes <= 0:
-        raise ValueError(f"--minutes {minutes} leaves no time to train: preparing the data took "
-                         f"{spent:.1f} min. Give more minutes.")
-    config = train_config(settings, data, run, minutes=train_minutes, seed=seed, device=device)
+    config = train_config(settings, data.domain_A, data.domain_B, run, minutes=minutes, seed=seed,
+                          device=device)
+    cap = f", stopping after {minutes:g} min at most" if minutes is not None else ""
     print(f"Training {settings.iterations:,} iterations of {settings.batch_size} pairs at "
-          f"{settings.image_size} px for at most {train_minutes:.1f} min ...")
-    result = train(config, progress=progress)
+          f"{settings.image_size} px (a fixed, seeded run: the same result on any machine){cap}. "
+          "The time it takes here follows after a few iterations.")
+    result = train(config, progress=progress, clock=clock)
     trained_minutes = float(result.history["seconds"].iloc[-1]) / 60 if len(result.history) else 0.0
+    note = _stop_note(result.reason, result.iteration, settings.iterations, minutes)
 
     gens = (result.gen_A, result.gen_B)
     scores, scored_by = score_held_out(*gens, data, settings.image_size, device=device, seed=seed)
@@ -247,17 +297,24 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
         "minutes": round(total_minutes, 2),
         "training_minutes": round(trained_minutes, 2),
         "iterations": result.iteration,
+        "iterations_planned": settings.iterations,
+        "complete": note is None,
+        **({"note": note} if note else {}),
         "stopped_by": result.reason,
         "device": describe(device),
         "data": "real CelebA" if data.real else "synthetic faces",
         "scored_by": scored_by,
         "settings": {**asdict(settings), "seed": seed, "minutes_cap": minutes},
     }
+    if result.skipped_images:
+        metrics["skipped_images"] = result.skipped_images
     metrics_path = out / "metrics.json"
     write_json(metrics, metrics_path)
 
     print(f"\nScores on the held-out faces, {scored_by}:")
     print(format_table(scores))
+    if note:
+        print(f"Note: {note}")
     print(f"{result.iteration:,} iterations ({result.reason}) in {trained_minutes:.1f} min of training, "
           f"{total_minutes:.1f} min in total.")
     print("Wrote:")
@@ -266,12 +323,14 @@ def run_demo(out: PathLike | None = None, *, minutes: float = DEFAULT_MINUTES, i
     return metrics
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line of `make demo`."""
+    """Command line of `make demo`; a reader's mistake ends in one line and exit code 2."""
     parser = argparse.ArgumentParser(prog="python -m utils.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
-                        help=f"cap on the whole demo, data and scores included (default {DEFAULT_MINUTES:g})")
     parser.add_argument("--iterations", type=int, help=f"training iterations (default {DEMO.iterations:,})")
+    parser.add_argument("--minutes", type=float,
+                        help="stop training after M minutes even if the iterations are not done "
+                             "(default: no cap; the summary then says the run stopped early)")
     parser.add_argument("--out", help="output folder (default files/demo)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", help="cpu, cuda, mps (default: the fastest present)")

@@ -8,51 +8,37 @@ sizes that fit the data and the hardware at hand.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from utils.demo import DEMO, train_options
+from utils.demo import DEMO, DemoSettings
+from utils.demo import train_config as _train_config
 from utils.paths import REPO_ROOT, files_dir
 from utils.runtime import describe, fast_mode, pick_device
 
+# A notebook's run is described by the same settings type as `make demo` (`DemoSettings`):
+# data counts, sizes, optimiser, losses and the iteration budget, turned into a training
+# config in one place (`utils.demo.train_config`).
 
-@dataclass(frozen=True)
-class RunSizes:
-    """How big a notebook's run is: data, images, models, training budget."""
+# The chapter's own settings: what a reader with CelebA and a GPU runs (listings 6.6, 6.7).
+CHAPTER = DemoSettings(
+    synthetic_count=0, test_count=64, image_size=256, num_features=64, num_residuals=9,
+    disc_features=(64, 128, 256, 512), batch_size=1, iterations=48_472, lr=1e-5, betas=(0.5, 0.999),
+    lambda_cycle=10.0, lambda_identity=0.0, pool_size=0, decay_start=None)
 
-    synthetic_count: int  # built-in faces generated when no real data is present
-    test_count: int  # held-out faces per domain
-    image_size: int
-    num_features: int  # generator width (the chapter: 64)
-    num_residuals: int  # residual blocks (the chapter: 9)
-    disc_features: tuple[int, ...]  # discriminator widths (the chapter: 64, 128, 256, 512)
-    iterations: int  # training budget in pairs seen
-    minutes: float | None = None  # optional wall-clock budget
-    options: dict = field(default_factory=dict)  # extra TrainConfig fields (lr, identity, ...)
-
-
-# The chapter's own sizes: what a reader with CelebA and a GPU runs.
-CHAPTER = RunSizes(synthetic_count=0, test_count=64, image_size=256, num_features=64,
-                   num_residuals=9, disc_features=(64, 128, 256, 512), iterations=48_472)
-
-# Seconds on a laptop CPU: what CI runs every notebook with.
-FAST = RunSizes(synthetic_count=40, test_count=4, image_size=32, num_features=8, num_residuals=1,
-                disc_features=(8, 16, 32, 64), iterations=6)
+# Seconds on a laptop CPU: what CI runs every notebook with (the chapter's settings, tiny sizes).
+FAST = replace(CHAPTER, synthetic_count=40, test_count=4, image_size=32, num_features=8, num_residuals=1,
+               disc_features=(8, 16, 32, 64), iterations=6)
 
 # The built-in faces: exactly what `make demo` trains (see `utils/demo.py` for why each
 # setting differs from the chapter's), so the notebooks and the demo share data and results.
-_SIZE_FIELDS = ("image_size", "iterations", "num_features", "num_residuals", "disc_features")
-BUILTIN = RunSizes(
-    synthetic_count=DEMO.synthetic_count, test_count=DEMO.test_count, image_size=DEMO.image_size,
-    num_features=DEMO.num_features, num_residuals=DEMO.num_residuals,
-    disc_features=DEMO.disc_features, iterations=DEMO.iterations, minutes=14,
-    options={k: v for k, v in train_options(DEMO).items() if k not in _SIZE_FIELDS})
+BUILTIN = DEMO
 
 
-def run_sizes(real_data: bool, device: torch.device) -> RunSizes:
+def run_sizes(real_data: bool, device: torch.device) -> DemoSettings:
     """Fast mode wins; real data on a GPU gets the chapter's sizes; else the built-in sizes."""
     if fast_mode():
         return FAST
@@ -74,7 +60,7 @@ class Session:
         return {"synthetic_count": sizes.synthetic_count, "test_count": sizes.test_count}
 
     def data(self, kind: str = "celeba"):
-        """(DataChoice, RunSizes): the split data (made if missing; cheap when present) and
+        """(DataChoice, DemoSettings): the split data (made if missing; cheap when present) and
         the sizes that fit it and this device."""
         from utils.prepare import ensure_data
 
@@ -98,20 +84,16 @@ def start(seed: int = 0) -> Session:
     return session
 
 
-def train_config(sizes: RunSizes, domain_a: Path, domain_b: Path, out: Path, **overrides):
-    """A resumable `utils.train.TrainConfig` for these sizes: re-running a cell continues the run."""
-    from utils.train import TrainConfig
+def train_config(sizes: DemoSettings, domain_a: Path, domain_b: Path, out: Path, **overrides):
+    """A resumable `utils.train.TrainConfig` for these settings: re-running a cell continues the run.
 
-    options = {**sizes.options, **overrides}
-    preset = options.pop("preset", "chapter")
-    return TrainConfig.from_preset(
-        preset, domain_a=[domain_a], domain_b=[domain_b], out=out, image_size=sizes.image_size,
-        iterations=sizes.iterations, minutes=sizes.minutes, num_features=sizes.num_features,
-        num_residuals=sizes.num_residuals, disc_features=sizes.disc_features, resume=True,
-        sample_every=min(500, max(1, sizes.iterations // 3)), **options)
+    The same config `make demo` builds (`utils.demo.train_config`), with `resume=True`;
+    `overrides` (lr=..., preset="paper", minutes=...) win.
+    """
+    return _train_config(sizes, [domain_a], [domain_b], out, **{"resume": True, **overrides})
 
 
-def ensure_generators(session: Session, data, sizes: RunSizes):
+def ensure_generators(session: Session, data, sizes: DemoSettings):
     """(gen_A, gen_B) from `files/gen_black.pth` and `gen_blond.pth`; trained first if missing."""
     from utils.checkpoints import load_generator
     from utils.train import GEN_BLACK, GEN_BLOND, train

@@ -11,7 +11,10 @@ disconnects long before that. So this module wraps the chapter's one-iteration f
 * writes `history.csv`, sample grids and the chapter's `gen_black.pth` / `gen_blond.pth`;
 * offers the CycleGAN paper's options (identity loss, image pool, linear lr decay, random
   pairing), all off by default so the chapter's numbers stay the default;
-* runs unchanged under `torchrun` with DistributedDataParallel.
+* runs unchanged under `torchrun` with DistributedDataParallel;
+* checks every setting before it starts, refuses to resume a run on other data (unless told
+  `resume_anyway`), skips an image that cannot be read mid-run with a warning naming it, and
+  prints after a few iterations how long the run takes on this machine.
 
 CLI: `python -m utils.train --domain-a files/black --domain-b files/blond --out files/run`.
 Python: `train(TrainConfig(domain_a=..., domain_b=..., out=...))`.
@@ -20,6 +23,7 @@ Python: `train(TrainConfig(domain_a=..., domain_b=..., out=...))`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import random
@@ -29,7 +33,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,8 @@ from utils.ch06util import (
     weights_init,
 )
 from utils.checkpoints import CheckpointError, atomic_save, load_state_dict_checked, safe_load
+from utils.cli import SettingError, UserError, command
+from utils.datasets import DataLayoutError
 from utils.runtime import pick_device
 
 PathLike = str | os.PathLike
@@ -77,6 +83,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "chapter": {},  # the dataclass defaults are the chapter's
     "paper": {"lr": 2e-4, "lambda_identity": 5.0, "pool_size": 50, "decay_from": "half"},
 }
+# "demo": the settings of `make demo`, read from `utils.demo.DEMO` so the CLI, the demo and the
+# notebooks build that run from one place (`utils.demo.train_options`).
+PRESET_NAMES = (*PRESETS, "demo")
+
+
+def preset_options(preset: str) -> dict[str, Any]:
+    """The TrainConfig fields a preset sets ("chapter", "paper" or "demo")."""
+    if preset == "demo":
+        from utils.demo import DEMO, train_options
+
+        return train_options(DEMO)
+    if preset not in PRESETS:
+        raise SettingError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+    return PRESETS[preset]
 
 
 # ------------------------------------------------------------------------- configuration
@@ -92,12 +112,15 @@ class TrainConfig:
     epochs: the run's total epochs; with iterations, whichever comes first.
     minutes: wall-clock budget of this session only (e.g. under a Colab time limit).
     resume: continue from the newest checkpoint in `out` (starts fresh if there is none).
+    resume_anyway: resume even when the domain folders differ from the ones the checkpoint
+        was trained on (other folders, A and B swapped); without it such a resume is refused.
     lr, betas: Adam's settings for both optimisers (chapter: 1e-5, (0.5, 0.999)).
     lambda_cycle: weight of the cycle-consistency L1 loss (chapter and paper: 10).
     lambda_identity: weight of the identity loss L1(G(x), x); 0 = off (paper: 5).
     pool_size: history of generated images shown to the discriminators; 0 = off (paper: 50).
     decay_from: iteration from which the lr falls linearly to 0 at the end, "half" = the
-        second half of the run; None = constant lr (chapter). Needs iterations or epochs.
+        second half of the run, a float below 1 = that share of the run (0.6: the last 40%);
+        None = constant lr (chapter). Needs iterations or epochs.
     random_pairing: draw B's image at random per item (paper's unaligned data) instead of
         the chapter's `B[i % len(B)]`; reproducible from the seed.
     num_features, num_residuals: generator size (chapter: 64, 9); see `disc_features`.
@@ -123,12 +146,13 @@ class TrainConfig:
     epochs: int | None = None
     minutes: float | None = None
     resume: bool = False
+    resume_anyway: bool = False
     lr: float = 1e-5
     betas: tuple[float, float] = (0.5, 0.999)
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.0
     pool_size: int = 0
-    decay_from: int | str | None = None
+    decay_from: int | float | str | None = None
     random_pairing: bool = False
     num_features: int = 64
     num_residuals: int = 9
@@ -142,28 +166,103 @@ class TrainConfig:
     mixed_precision: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "image_size", "checkpoint_every", "log_every", "num_features"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        for name in ("iterations", "epochs", "minutes"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}.")
-        if self.pool_size < 0 or self.sample_every < 0 or self.lambda_identity < 0:
-            raise ValueError("pool_size, sample_every and lambda_identity cannot be negative.")
-        if isinstance(self.decay_from, str) and self.decay_from != "half":
-            raise ValueError(f'decay_from must be an iteration, "half" or None, not {self.decay_from!r}.')
+        _check_settings(self)
 
     @classmethod
     def from_preset(cls, preset: str = "chapter", **overrides: Any) -> TrainConfig:
-        """A config from a preset ("chapter" or "paper"); explicit keyword arguments win."""
-        if preset not in PRESETS:
-            raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
-        return cls(**{**PRESETS[preset], **overrides})
+        """A config from a preset ("chapter", "paper" or "demo"); explicit keyword arguments win."""
+        return cls(**{**preset_options(preset), **overrides})
 
     def discriminator_features(self) -> tuple[int, ...]:
         f = self.num_features
         return tuple(self.disc_features) if self.disc_features else (f, 2 * f, 4 * f, 8 * f)
+
+
+def _patch_side(image_size: int, disc_features: Sequence[int]) -> int:
+    """Side of the discriminator's output map for `image_size` (0 when too small).
+
+    The chapter's `Discriminator`: a 4x4 stride-2 convolution, a Block per further width
+    (stride 1 for the last, else 2), a 4x4 stride-1 convolution; each pads 1 by reflection,
+    which needs an input of at least 2 pixels.
+    """
+    side = image_size
+    strides = [2] + [1 if f == disc_features[-1] else 2 for f in disc_features[1:]] + [1]
+    for stride in strides:
+        if side < 2:
+            return 0
+        side = (side + 2 - 4) // stride + 1
+    return side
+
+
+_NO_FLAG = frozenset({"log_every", "lambda_cycle", "betas", "disc_features"})
+
+
+def _check_settings(config: TrainConfig) -> None:
+    """Every numeric setting of a run, checked in one place, with the allowed range.
+
+    (Extra code – not in the book.) A nonsense value (`--num-residuals -1`, `--iterations 0`)
+    would otherwise train something else than asked, or fail an hour later. The CLI flag of
+    a field is its name with dashes (log_every, lambda_cycle, betas, disc_features have none).
+    """
+
+    def bad(name: str, allowed: str, value: Any) -> SettingError:
+        flag = "" if name in _NO_FLAG else f" (--{name.replace('_', '-')})"
+        return SettingError(f"{name}{flag} must be {allowed}, got {value!r}.")
+
+    def integer(value: Any) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+
+    # whole numbers, and the smallest value each may take
+    at_least = {"batch_size": 1, "checkpoint_every": 1, "log_every": 1, "num_features": 1,
+                # 0 blocks would leave an encoder-decoder without the generator's transforming
+                # part (the chapter's Generator is a ResNet generator): at least one block.
+                "num_residuals": 1, "pool_size": 0, "sample_every": 0, "seed": 0}
+    for name, low in at_least.items():
+        value = getattr(config, name)
+        if not integer(value) or value < low:
+            raise bad(name, f"a whole number of at least {low}", value)
+    for name in ("iterations", "epochs"):
+        value = getattr(config, name)
+        if value is not None and (not integer(value) or value < 1):
+            raise bad(name, "a whole number of at least 1 (or not given)", value)
+    if config.workers is not None and (not integer(config.workers) or config.workers < 0):
+        raise bad("workers", "a whole number of at least 0 (or not given)", config.workers)
+    if config.minutes is not None and (not number(config.minutes) or config.minutes <= 0):
+        raise bad("minutes", "a number of minutes above 0 (or not given: no time limit)", config.minutes)
+    if not number(config.lr) or config.lr <= 0:
+        raise bad("lr", "a learning rate above 0 (chapter 1e-5, paper 2e-4)", config.lr)
+    for name in ("lambda_cycle", "lambda_identity"):
+        value = getattr(config, name)
+        if not number(value) or value < 0:
+            raise bad(name, "a weight of at least 0 (0 = off)", value)
+    betas = tuple(config.betas)
+    if len(betas) != 2 or not all(number(b) and 0 <= b < 1 for b in betas):
+        raise bad("betas", "two numbers in [0, 1), e.g. (0.5, 0.999)", config.betas)
+    disc = config.discriminator_features()
+    if not disc or not all(integer(f) and f >= 1 for f in disc):
+        raise bad("disc_features", "one or more widths of at least 1, e.g. (64, 128, 256, 512)",
+                  config.disc_features)
+    smallest = next((n for n in range(4, 8193, 4) if _patch_side(n, disc) >= 1), None)
+    if smallest is None:
+        raise bad("disc_features", "a list short enough for images up to 8192 px", config.disc_features)
+    size = config.image_size
+    if not integer(size) or size % 4 or size < smallest:
+        raise bad("image_size", f"a multiple of 4 (the generator halves it twice) and at least "
+                  f"{smallest} (the discriminator's smallest input)", size)
+    decay = config.decay_from
+    if isinstance(decay, str):
+        if decay != "half":
+            raise bad("decay_from", 'an iteration, "half", a share of the run below 1, or None', decay)
+    elif decay is not None:
+        if integer(decay):
+            if decay < 0:
+                raise bad("decay_from", "an iteration of at least 0", decay)
+        elif not number(decay) or not 0 < decay < 1:
+            raise bad("decay_from", 'an iteration, "half", a share of the run in (0, 1), or None', decay)
 
 
 @dataclass
@@ -191,6 +290,7 @@ class TrainResult:
     gen_B: nn.Module
     disc_A: nn.Module
     disc_B: nn.Module
+    skipped_images: dict[str, int] = field(default_factory=dict)  # unreadable file -> times skipped
 
 
 # ------------------------------------------------------------------------- paper options
@@ -290,19 +390,115 @@ class SeededPairs(LoadData):
 
     Reseeding the albumentations pipeline per item makes the flip a function of the item,
     identical in the main process and in any worker, before and after a resume.
+
+    (Extra code – not in the book.) An image that cannot be read mid-run (damaged, deleted,
+    half-synced) would stop a run and cost the work since the last checkpoint. Here it is
+    skipped instead: the next readable image of the same domain takes its place (so the
+    run stays a function of the item, and a resume sees the same), and `load` says which
+    files it skipped so the loop can warn and count them. An empty domain is refused at once.
     """
+
+    @staticmethod
+    def _collect(roots, domain):
+        try:
+            return LoadData._collect(roots, domain)
+        except ValueError as error:  # the chapter's class: "Domain A has no images in ..."
+            raise DataLayoutError(str(error)) from None
 
     def __getitem__(self, key):
         if not isinstance(key, tuple):
             return super().__getitem__(key)
+        A_img, B_img, _ = self.load(key)
+        return A_img, B_img
+
+    def load(self, key: tuple[int, int, int]) -> tuple[Any, Any, str]:
+        """`(A, B, skipped)`: the transformed pair and the unreadable files skipped for it,
+        one per line ("" when none)."""
         a, b, seed = key
-        A_img = read_rgb(self.A_images[a % self.A_len])
-        B_img = read_rgb(self.B_images[b % self.B_len])
+        skipped: list[str] = []
+        A_img = self._read(self.A_images, a, skipped)
+        B_img = self._read(self.B_images, b, skipped)
         if self.transform:
             self.transform.set_random_seed(seed)
             augmentations = self.transform(image=B_img, image0=A_img)
             B_img, A_img = augmentations["image"], augmentations["image0"]
-        return A_img, B_img
+        return A_img, B_img, "\n".join(skipped)
+
+    @staticmethod
+    def _read(images: list[Path], index: int, skipped: list[str]):
+        for k in range(len(images)):
+            path = images[(index + k) % len(images)]
+            try:
+                return read_rgb(path)
+            except RuntimeError:  # read_rgb's "Cannot decode image ..." (damaged or gone)
+                skipped.append(str(path))
+        raise DataLayoutError(f"None of the {len(images)} images of {Path(images[0]).parent} can be "
+                              "read. Check the folder (an unfinished copy or download?) and split again.")
+
+    def record(self) -> dict[str, Any]:
+        """What the run trains on, cheaply: each domain's folders, image count and a hash of
+        the file names (not of the pixels), saved in every checkpoint for `--resume` to check."""
+        def side(roots: Sequence[Path], images: list[Path]) -> dict[str, Any]:
+            names = "\n".join(sorted(p.name for p in images)).encode()
+            return {"folders": [str(Path(r).resolve()) for r in roots], "count": len(images),
+                    "names": hashlib.sha256(names).hexdigest()}
+
+        return {"A": side(self.root_A, self.A_images), "B": side(self.root_B, self.B_images)}
+
+
+class _Items(torch.utils.data.Dataset):
+    """What the DataLoader reads: `SeededPairs.load`, so the skipped files travel with the
+    batch from any worker process to the loop that reports them."""
+
+    def __init__(self, pairs: SeededPairs):
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key):
+        return self.pairs.load(key)
+
+
+class ResumeMismatchError(UserError):
+    """`--resume` on other data than the run was trained on."""
+
+
+def _check_same_data(saved: dict[str, Any] | None, now: dict[str, Any], source: PathLike,
+                    anyway: bool = False) -> None:
+    """Refuse to resume a run on other domain folders (or A and B swapped); warn when a
+    domain's images changed. A folder moved elsewhere with the same file names is the same run.
+
+    `saved` is the record in the checkpoint (None for checkpoints written before it existed:
+    nothing to check). With `anyway` the refusal becomes a warning.
+    """
+    if not saved:
+        return
+
+    def same(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
+        return mine["folders"] == theirs["folders"] or mine["names"] == theirs["names"]
+
+    if not (same(now["A"], saved["A"]) and same(now["B"], saved["B"])):
+        swapped = same(now["A"], saved["B"]) and same(now["B"], saved["A"])
+        message = (f"{source} was trained on A = {', '.join(saved['A']['folders'])} and B = "
+                   f"{', '.join(saved['B']['folders'])}; this run gives A = {', '.join(now['A']['folders'])} "
+                   f"and B = {', '.join(now['B']['folders'])}"
+                   + (" (A and B swapped)" if swapped else " (other images)")
+                   + ". Give the run's own folders, or start a new run in another --out folder; "
+                   "--resume-anyway (resume_anyway=True) continues on these anyway.")
+        if not anyway:
+            raise ResumeMismatchError(message)
+        warnings.warn(message, stacklevel=3)
+        return
+    for domain in ("A", "B"):
+        was, is_ = saved[domain], now[domain]
+        if was["count"] != is_["count"]:
+            warnings.warn(f"Domain {domain} has {is_['count']:,} images now and had {was['count']:,} when "
+                          f"{source} was written: training continues on the new set, so the run is "
+                          "no longer the one a single session would have made.", stacklevel=3)
+        elif was["names"] != is_["names"]:
+            warnings.warn(f"The image files of domain {domain} changed since {source} was written "
+                          "(same count, other names): training continues on the new set.", stacklevel=3)
 
 
 # -------------------------------------------------------------------- building the parts
@@ -536,9 +732,13 @@ def _resolve_decay(config: TrainConfig, total: int | None) -> int | None:
     if config.decay_from is None:
         return None
     if total is None:
-        raise ValueError("A learning-rate decay (decay_from / the paper preset) needs a known "
-                         "length: give iterations or epochs, not only minutes.")
-    return total // 2 if config.decay_from == "half" else int(config.decay_from)
+        raise SettingError("A learning-rate decay (decay_from / the paper preset) needs a known "
+                           "length: give iterations or epochs, not only minutes.")
+    if config.decay_from == "half":
+        return total // 2
+    if isinstance(config.decay_from, float):  # a share of the run (checked to lie in (0, 1))
+        return int(config.decay_from * total)
+    return int(config.decay_from)
 
 
 def train(config: TrainConfig, *, progress: bool = True,
@@ -548,8 +748,8 @@ def train(config: TrainConfig, *, progress: bool = True,
 
     `callback(event)` runs on rank 0 every `log_every` iterations and at every sample
     grid; returning True stops the run (reason "callback") after a checkpoint. `clock`
-    measures the `minutes` budget (tests pass a fake one). With no budget at all the run
-    trains one epoch, as the chapter does.
+    measures the `minutes` budget and the speed estimate (tests pass a fake one). With no
+    budget at all the run trains one epoch, as the chapter does.
     """
     ctx, device = _setup_distributed(config.device)
     try:
@@ -560,185 +760,325 @@ def train(config: TrainConfig, *, progress: bool = True,
 
 
 def _train(config, ctx: _Dist, device, progress, callback, clock) -> TrainResult:
-    out = Path(config.out)
-    paths = {"checkpoint": out / CHECKPOINT, "gen_black": out / GEN_BLACK,
-             "gen_blond": out / GEN_BLOND, "history": out / HISTORY, "samples": out / SAMPLES}
-    if ctx.main:
-        paths["samples"].mkdir(parents=True, exist_ok=True)
-    _seed_everything(config.seed)
+    """The run in the order a reader follows it; each step is one method of `_Run`."""
+    run = _Run(config, ctx, device, progress, callback, clock)  # set-up: data, networks, optimisers
+    run.resume()  # or start fresh; refuses to overwrite a run or to continue one on other data
+    return run.loop()  # iterations, logs and samples, checkpoints; then finish
 
-    dataset = SeededPairs(config.domain_a, config.domain_b, make_transform(config.image_size))
-    sampler = ResumableSampler(dataset.A_len, dataset.B_len, seed=config.seed,
-                               random_pairing=config.random_pairing, rank=ctx.rank,
-                               world_size=ctx.world_size)
-    # Its own generator: each `iter(loader)` draws a worker base seed, which must not
-    # move the global torch RNG (a resumed run would draw it once more).
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler,
-                        generator=torch.Generator().manual_seed(config.seed),
-                        **speed.loader_options(device, config.workers))
-    per_epoch = math.ceil(sampler.per_rank / config.batch_size)
-    no_budget = config.iterations is None and config.epochs is None and config.minutes is None
-    epochs_budget = 1 if no_budget else config.epochs  # the chapter trains one epoch
-    total = _total_iterations(config.iterations, epochs_budget, per_epoch)
-    decay_from = _resolve_decay(config, total)
 
-    speed.tune_backends(device)
-    nets = _build_networks(config, device)
-    opt_disc, opt_gen = _build_optimizers(config, nets)
-    autocast_dtype = default_autocast_dtype(device) if config.mixed_precision else None
-    d_scaler = make_grad_scaler(device, autocast_dtype)
-    g_scaler = make_grad_scaler(device, autocast_dtype)
-    seeds = np.random.SeedSequence([config.seed, ctx.rank]).generate_state(2)
-    pool_A, pool_B = (ImagePool(config.pool_size, seed=int(s)) for s in seeds)
-    pos = {"iteration": 0, "epoch": 0, "position": 0, "seconds": 0.0}
+ETA_STEPS = 10  # iterations timed (after the first, which warms up) for the speed estimate ...
+ETA_SECONDS = 10.0  # ... or fewer, when they take this long
 
-    found = load_latest_checkpoint(out) if config.resume else None
-    if found is not None:
-        state, source = found
-        _restore(state, source, config, nets, opt_disc, opt_gen, d_scaler, g_scaler, pool_A, pool_B,
-                 device, ctx)
-        pos = {k: state[k] for k in pos}
+
+def _duration(seconds: float) -> str:
+    """'about 40 s', 'about 23 min', 'about 2.5 h': a rounded wall time for a person."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+class _Run:
+    """One session of a training run, in named steps (see `_train`).
+
+    Set-up (`__init__`) builds everything in a fixed order, which fixes the random draws;
+    `resume` loads the newest checkpoint (or starts fresh); `loop` runs `one_iteration`,
+    then `log_and_sample`, `decide_stop` and, every `checkpoint_every`, `checkpoint`; `finish`
+    saves the last state. Everything a checkpoint must hold lives on this object.
+    """
+
+    # ----------------------------------------------------------------------- set-up
+    def __init__(self, config: TrainConfig, ctx: _Dist, device: torch.device, progress: bool,
+                 callback: Callable[[TrainEvent], bool | None] | None, clock: Callable[[], float]):
+        self.config, self.ctx, self.device = config, ctx, device
+        self.progress, self.callback, self.clock = progress, callback, clock
+        self.out = out = Path(config.out)
+        self.paths = {"checkpoint": out / CHECKPOINT, "gen_black": out / GEN_BLACK,
+                      "gen_blond": out / GEN_BLOND, "history": out / HISTORY, "samples": out / SAMPLES}
         if ctx.main:
-            print(f"Resuming from {source} at iteration {pos['iteration']} (epoch {pos['epoch']}).")
-    elif config.resume:
-        if ctx.main:
-            print(f"No checkpoint in {out}: starting fresh.")
-    elif (out / CHECKPOINT).is_file() or (out / PREVIOUS_CHECKPOINT).is_file():
-        raise FileExistsError(
-            f"{out} already holds a training checkpoint. Pass --resume (resume=True) to continue "
-            "it, or choose another --out folder to start a new run."
-        )
-    history = _History(paths["history"], keep_through=pos["iteration"] if found else None,
-                       write=ctx.main)
+            self.paths["samples"].mkdir(parents=True, exist_ok=True)
+        _seed_everything(config.seed)
 
-    run = _wrap_distributed(nets, ctx, device)
+        self.dataset = SeededPairs(config.domain_a, config.domain_b, make_transform(config.image_size))
+        self.sampler = ResumableSampler(self.dataset.A_len, self.dataset.B_len, seed=config.seed,
+                                        random_pairing=config.random_pairing, rank=ctx.rank,
+                                        world_size=ctx.world_size)
+        # Its own generator: each `iter(loader)` draws a worker base seed, which must not
+        # move the global torch RNG (a resumed run would draw it once more).
+        self.loader = DataLoader(_Items(self.dataset), batch_size=config.batch_size, sampler=self.sampler,
+                                 generator=torch.Generator().manual_seed(config.seed),
+                                 **speed.loader_options(device, config.workers))
+        per_epoch = math.ceil(self.sampler.per_rank / config.batch_size)
+        no_budget = config.iterations is None and config.epochs is None and config.minutes is None
+        self.epochs_budget = 1 if no_budget else config.epochs  # the chapter trains one epoch
+        self.total = _total_iterations(config.iterations, self.epochs_budget, per_epoch)
+        self.decay_from = _resolve_decay(config, self.total)
 
-    def checkpoint() -> None:
-        pools = _gather({"pool_A": pool_A.state_dict(), "pool_B": pool_B.state_dict()}, ctx)
-        if ctx.main:
-            _save_checkpoint({
-                "format": CHECKPOINT_FORMAT, **pos,
-                "config": _shape_record(config, ctx),
-                **{name: net.state_dict() for name, net in nets.items()},
-                "opt_disc": opt_disc.state_dict(), "opt_gen": opt_gen.state_dict(),
-                "d_scaler": d_scaler.state_dict(), "g_scaler": g_scaler.state_dict(),
-                "pools": pools,  # one entry per rank: each rank's fakes differ
-                "rng": _rng_state(),
-            }, out)
-            atomic_save(nets["gen_A"].state_dict(), paths["gen_black"])
-            atomic_save(nets["gen_B"].state_dict(), paths["gen_blond"])
-        ctx.barrier()
+        speed.tune_backends(device)
+        self.nets = _build_networks(config, device)
+        self.opt_disc, self.opt_gen = _build_optimizers(config, self.nets)
+        self.autocast_dtype = default_autocast_dtype(device) if config.mixed_precision else None
+        self.d_scaler = make_grad_scaler(device, self.autocast_dtype)
+        self.g_scaler = make_grad_scaler(device, self.autocast_dtype)
+        seeds = np.random.SeedSequence([config.seed, ctx.rank]).generate_state(2)
+        self.pool_A, self.pool_B = (ImagePool(config.pool_size, seed=int(s)) for s in seeds)
+        self.pos = {"iteration": 0, "epoch": 0, "position": 0, "seconds": 0.0}
+        self.l1, self.mse = nn.L1Loss(), nn.MSELoss()
+        self.pending: list[tuple[int, int, float, float, torch.Tensor]] = []  # losses not yet read
+        self.last_losses: dict[str, float] = {}
+        self.skipped: dict[str, int] = {}  # unreadable image -> times skipped this session
 
-    def reached_budget() -> str | None:
-        if config.iterations is not None and pos["iteration"] >= config.iterations:
-            return "iterations"
-        if epochs_budget is not None and pos["epoch"] >= epochs_budget:
-            return "epochs"
-        return None
+    # ----------------------------------------------------------------------- resume
+    def resume(self) -> None:
+        """Continue from the newest checkpoint (`resume=True`), or start fresh; never silently
+        overwrite a run, and never continue one on other data."""
+        config, ctx, out = self.config, self.ctx, self.out
+        found = load_latest_checkpoint(out) if config.resume else None
+        if found is not None:
+            state, source = found
+            _check_same_data(state.get("data"), self.dataset.record(), source, config.resume_anyway)
+            _restore(state, source, config, self.nets, self.opt_disc, self.opt_gen, self.d_scaler,
+                     self.g_scaler, self.pool_A, self.pool_B, self.device, ctx)
+            self.pos = {k: state[k] for k in self.pos}
+            if ctx.main:
+                print(f"Resuming from {source} at iteration {self.pos['iteration']} "
+                      f"(epoch {self.pos['epoch']}).")
+        elif config.resume:
+            if ctx.main:
+                print(f"No checkpoint in {out}: starting fresh.")
+        elif (out / CHECKPOINT).is_file() or (out / PREVIOUS_CHECKPOINT).is_file():
+            raise FileExistsError(
+                f"{out} already holds a training checkpoint. Pass --resume (resume=True) to continue "
+                "it, or choose another --out folder to start a new run."
+            )
+        self.history = _History(self.paths["history"],
+                                keep_through=self.pos["iteration"] if found else None, write=ctx.main)
+        self.run_nets = _wrap_distributed(self.nets, ctx, self.device)
 
-    started = clock()
-    seconds_before, first_iteration = pos["seconds"], pos["iteration"]
-    l1, mse = nn.L1Loss(), nn.MSELoss()
-    wish: str | None = None  # a stop this rank wants; under DDP agreed at log boundaries
-    pending: list[tuple[int, int, float, float, torch.Tensor]] = []
-    last_losses: dict[str, float] = {}
+    # ------------------------------------------------------------------ the loop
+    def loop(self) -> TrainResult:
+        """Iterate until a budget, the callback or Ctrl-C stops the run, then `finish`."""
+        config, pos = self.config, self.pos
+        self.started = self.clock()
+        self.seconds_before, self.first_iteration = pos["seconds"], pos["iteration"]
+        self.wish: str | None = None  # a stop this rank wants; under DDP agreed at log boundaries
+        self.in_step = self.in_checkpoint = False
+        self.saved_at = pos["iteration"]  # the iteration of the newest checkpoint on disk
+        self.estimated = False  # the duration is printed once
+        reason = self.reached_budget()
+        self.bar = tqdm(total=self.total, initial=pos["iteration"], unit="it", dynamic_ncols=True,
+                        disable=not (self.progress and self.ctx.main))
+        with _DeferredInterrupt() as interrupt:
+            try:
+                while reason is None:
+                    self.sampler.set_epoch(pos["epoch"], pos["position"])
+                    for A, B, skipped in self.loader:
+                        self.note_skipped(skipped)
+                        step = self.one_iteration(A, B)
+                        self.log_and_sample(step)
+                        reason = self.decide_stop(interrupt.requested)
+                        if reason is not None:
+                            break
+                        if pos["iteration"] % config.checkpoint_every == 0:
+                            if self.ctx.main:
+                                self.flush()
+                            self.checkpoint()
+            except KeyboardInterrupt:
+                reason = "interrupted"
+                if self.in_step:  # the networks may be half-updated: keep the last periodic checkpoint
+                    return self.stop_mid_iteration(reason)
+            except Exception:
+                self.save_before_error()
+                raise
+        return self.finish(reason)
 
-    def flush() -> dict[str, float]:
-        if not pending:
-            return last_losses
-        losses = torch.stack([row[4] for row in pending]).cpu().numpy()  # one sync per flush
-        rows = pd.DataFrame(np.array([row[:4] for row in pending]),
+    def one_iteration(self, A: torch.Tensor, B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The chapter's training step (listing 6.7) at this iteration's lr; moves the position.
+        Returns the step's losses and images, with the batch on the device as "A" and "B"."""
+        config, pos = self.config, self.pos
+        self.lr = learning_rate(config.lr, pos["iteration"], self.total, self.decay_from)
+        for group in (*self.opt_disc.param_groups, *self.opt_gen.param_groups):
+            group["lr"] = self.lr
+        A = A.to(self.device, non_blocking=True)
+        B = B.to(self.device, non_blocking=True)
+        self.in_step = True
+        nets = self.run_nets
+        step = train_step(A, B, nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"],
+                          self.opt_disc, self.opt_gen, self.l1, self.mse, self.d_scaler, self.g_scaler,
+                          autocast_dtype=self.autocast_dtype, lambda_cycle=config.lambda_cycle,
+                          lambda_identity=config.lambda_identity,
+                          pool_A=self.pool_A if config.pool_size else None,
+                          pool_B=self.pool_B if config.pool_size else None)
+        epoch = pos["epoch"]
+        pos["iteration"] += 1
+        pos["position"] += A.shape[0]
+        if pos["position"] >= self.sampler.per_rank:
+            pos["epoch"] += 1
+            pos["position"] = 0
+        pos["seconds"] = self.seconds_before + self.clock() - self.started
+        self.in_step = False
+        if self.ctx.main:
+            self.pending.append((pos["iteration"], epoch, self.lr, pos["seconds"],
+                                 torch.stack([step[k] for k in LOSS_KEYS])))
+        self.bar.update(1)
+        self.estimate_duration()
+        step["A"], step["B"] = A, B
+        return step
+
+    def estimate_duration(self) -> None:
+        """Once, early: how long the whole run takes on this machine, from the iterations after
+        the first (which warms up): after `ETA_STEPS` of them, or `ETA_SECONDS`, if sooner."""
+        done = self.pos["iteration"] - self.first_iteration
+        if done == 1:
+            self.seconds_after_first = self.pos["seconds"]
+        if done < 2 or self.estimated or not (self.progress and self.ctx.main and self.total):
+            return
+        left = self.total - self.first_iteration
+        timed = self.pos["seconds"] - self.seconds_after_first
+        if done - 1 < min(ETA_STEPS, max(1, left // 10)) and timed < ETA_SECONDS:
+            return
+        self.estimated = True
+        per_iteration = timed / (done - 1)
+        which = f"the remaining {left:,}" if self.first_iteration else f"the run's {left:,}"
+        self.bar.write(f"{per_iteration:.2f} s per iteration: {which} iterations take "
+                       f"{_duration(per_iteration * left)} on this machine.")
+
+    def note_skipped(self, skipped: Sequence[str]) -> None:
+        """Warn (once per file) about unreadable images the data loader skipped, and count them."""
+        for line in skipped:
+            for path in filter(None, line.split("\n")):
+                if path not in self.skipped:
+                    self.bar.write(f"warning: skipped {path}: it cannot be read (damaged or gone); the "
+                                   "next image of its folder took its place. Replace or remove it.",
+                                   file=sys.stderr)
+                self.skipped[path] = self.skipped.get(path, 0) + 1
+
+    def flush(self) -> dict[str, float]:
+        """Read the pending losses (one device sync) and append them to history.csv."""
+        if not self.pending:
+            return self.last_losses
+        losses = torch.stack([row[4] for row in self.pending]).cpu().numpy()  # one sync per flush
+        rows = pd.DataFrame(np.array([row[:4] for row in self.pending]),
                             columns=["iteration", "epoch", "lr", "seconds"])
         rows[list(LOSS_KEYS)] = losses
         rows = rows.astype({"iteration": "int64", "epoch": "int64"})[list(HISTORY_COLUMNS)]
-        history.append(rows)
-        pending.clear()
-        last_losses.update({k: float(v) for k, v in zip(LOSS_KEYS, losses[-1], strict=True)})
-        return last_losses
+        self.history.append(rows)
+        self.pending.clear()
+        self.last_losses.update({k: float(v) for k, v in zip(LOSS_KEYS, losses[-1], strict=True)})
+        return self.last_losses
 
-    reason = reached_budget()
-    in_step = False
-    bar = tqdm(total=total, initial=pos["iteration"], disable=not (progress and ctx.main),
-               unit="it", dynamic_ncols=True)
-    with _DeferredInterrupt() as interrupt:
+    def log_and_sample(self, step: dict[str, torch.Tensor]) -> None:
+        """Every `log_every` iterations (and at a stop): read the losses, show them, call the
+        callback; every `sample_every`: save a grid of real, translated and cycled faces."""
+        config, pos = self.config, self.pos
+        self.stop = self.reached_budget()  # the same on every rank
+        if config.minutes is not None and self.clock() - self.started >= 60 * config.minutes:
+            self.wish = self.wish or "minutes"
+        sample = config.sample_every and pos["iteration"] % config.sample_every == 0
+        if not (self.ctx.main and (sample or pos["iteration"] % config.log_every == 0 or self.stop)):
+            return
+        losses = self.flush()
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        event = TrainEvent(pos["iteration"], pos["epoch"], dict(losses), self.lr)
+        if sample:
+            event.grid = _sample_grid(step["A"], step["B"], step["fake_A"], step["fake_B"],
+                                      self.nets["gen_A"], self.nets["gen_B"], self.autocast_dtype)
+            event.sample_path = self.paths["samples"] / f"{pos['iteration']:08d}.png"
+            save_image(event.grid, event.sample_path)
+        if self.callback is not None and self.callback(event):
+            self.wish = self.wish or "callback"
+
+    def decide_stop(self, interrupted: bool) -> str | None:
+        """Why the run stops now, or None. Under DDP every rank agrees (at log boundaries)."""
+        if interrupted:
+            self.wish = "interrupted"
+        if not self.ctx.enabled:
+            return self.stop or self.wish
+        if self.stop or self.pos["iteration"] % self.config.log_every == 0:
+            # one collective at log boundaries, not every iteration
+            return _agree(self.stop or self.wish, self.ctx, self.device)
+        return None
+
+    def reached_budget(self) -> str | None:
+        if self.config.iterations is not None and self.pos["iteration"] >= self.config.iterations:
+            return "iterations"
+        if self.epochs_budget is not None and self.pos["epoch"] >= self.epochs_budget:
+            return "epochs"
+        return None
+
+    # ------------------------------------------------------------------ checkpoint
+    def checkpoint(self) -> None:
+        """Everything the run needs to continue bit for bit, plus the chapter's two files."""
+        ctx, nets = self.ctx, self.nets
+        self.in_checkpoint = True
+        pools = _gather({"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}, ctx)
+        if ctx.main:
+            _save_checkpoint({
+                "format": CHECKPOINT_FORMAT, **self.pos,
+                "config": _shape_record(self.config, ctx),
+                "data": self.dataset.record(),  # checked by the next --resume
+                **{name: net.state_dict() for name, net in nets.items()},
+                "opt_disc": self.opt_disc.state_dict(), "opt_gen": self.opt_gen.state_dict(),
+                "d_scaler": self.d_scaler.state_dict(), "g_scaler": self.g_scaler.state_dict(),
+                "pools": pools,  # one entry per rank: each rank's fakes differ
+                "rng": _rng_state(),
+            }, self.out)
+            atomic_save(nets["gen_A"].state_dict(), self.paths["gen_black"])
+            atomic_save(nets["gen_B"].state_dict(), self.paths["gen_blond"])
+        ctx.barrier()
+        self.in_checkpoint = False
+        self.saved_at = self.pos["iteration"]
+
+    def save_before_error(self) -> None:
+        """An error between two iterations (data the skips could not absorb, a callback's bug)
+        must not cost the iterations since the last checkpoint: save them, then let the error
+        through. Not inside a step (the networks may be half-updated), not when saving was what
+        failed, and not under DDP (the other ranks would wait for this one)."""
+        if self.in_step or self.in_checkpoint or self.ctx.enabled or self.pos["iteration"] <= self.saved_at:
+            return
         try:
-            while reason is None:
-                sampler.set_epoch(pos["epoch"], pos["position"])
-                for A, B in loader:
-                    lr = learning_rate(config.lr, pos["iteration"], total, decay_from)
-                    for group in (*opt_disc.param_groups, *opt_gen.param_groups):
-                        group["lr"] = lr
-                    A = A.to(device, non_blocking=True)
-                    B = B.to(device, non_blocking=True)
-                    in_step = True
-                    step = train_step(A, B, run["disc_A"], run["disc_B"], run["gen_A"], run["gen_B"],
-                                      opt_disc, opt_gen, l1, mse, d_scaler, g_scaler,
-                                      autocast_dtype=autocast_dtype, lambda_cycle=config.lambda_cycle,
-                                      lambda_identity=config.lambda_identity,
-                                      pool_A=pool_A if config.pool_size else None,
-                                      pool_B=pool_B if config.pool_size else None)
-                    epoch = pos["epoch"]
-                    pos["iteration"] += 1
-                    pos["position"] += A.shape[0]
-                    if pos["position"] >= sampler.per_rank:
-                        pos["epoch"] += 1
-                        pos["position"] = 0
-                    pos["seconds"] = seconds_before + clock() - started
-                    in_step = False
-                    if ctx.main:
-                        pending.append((pos["iteration"], epoch, lr, pos["seconds"],
-                                        torch.stack([step[k] for k in LOSS_KEYS])))
-                    bar.update(1)
+            self.bar.close()
+            self.flush()
+            self.checkpoint()
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            return
+        print(f"Saved a checkpoint at iteration {self.pos['iteration']:,} in {self.out} before stopping on "
+              "the error below; fix it, then run again with --resume.", file=sys.stderr)
 
-                    stop = reached_budget()  # the same on every rank
-                    if config.minutes is not None and clock() - started >= 60 * config.minutes:
-                        wish = wish or "minutes"
-                    sample = config.sample_every and pos["iteration"] % config.sample_every == 0
-                    if ctx.main and (sample or pos["iteration"] % config.log_every == 0 or stop):
-                        losses = flush()
-                        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-                        event = TrainEvent(pos["iteration"], pos["epoch"], dict(losses), lr)
-                        if sample:
-                            event.grid = _sample_grid(A, B, step["fake_A"], step["fake_B"],
-                                                      nets["gen_A"], nets["gen_B"], autocast_dtype)
-                            event.sample_path = paths["samples"] / f"{pos['iteration']:08d}.png"
-                            save_image(event.grid, event.sample_path)
-                        if callback is not None and callback(event):
-                            wish = wish or "callback"
-                    if interrupt.requested:
-                        wish = "interrupted"
-                    if not ctx.enabled:
-                        reason = stop or wish
-                    elif stop or pos["iteration"] % config.log_every == 0:
-                        reason = _agree(stop or wish, ctx, device)  # one collective, not every iteration
-                    if reason is not None:
-                        break
-                    if pos["iteration"] % config.checkpoint_every == 0:
-                        if ctx.main:
-                            flush()
-                        checkpoint()
-        except KeyboardInterrupt:
-            reason = "interrupted"
-            if in_step:  # the networks may be half-updated: keep the last periodic checkpoint
-                bar.close()
-                if ctx.main:
-                    flush()
-                    print(f"Stopped in the middle of iteration {pos['iteration'] + 1}: "
-                          f"the last checkpoint in {out} is kept.", file=sys.stderr)
-                return _result(reason, pos, history, paths, nets)
-    bar.close()
-    if ctx.main:
-        flush()
-    if pos["iteration"] > first_iteration:
-        checkpoint()
-    if ctx.main and progress:
-        print(f"Stopped at iteration {pos['iteration']} ({reason}); wrote {out}.")
-    return _result(reason, pos, history, paths, nets)
+    # ---------------------------------------------------------------------- finish
+    def finish(self, reason: str) -> TrainResult:
+        """Write the last losses and a final checkpoint; say where the run stopped."""
+        self.bar.close()
+        if self.ctx.main:
+            self.flush()
+        if self.pos["iteration"] > self.first_iteration:
+            self.checkpoint()
+        if self.ctx.main and self.progress:
+            print(f"Stopped at iteration {self.pos['iteration']:,} ({reason}); wrote {self.out}.")
+        self.report_skipped()
+        return self.result(reason)
 
+    def stop_mid_iteration(self, reason: str) -> TrainResult:
+        """A second Ctrl-C inside a step: the networks may be half-updated, so no checkpoint."""
+        self.bar.close()
+        if self.ctx.main:
+            self.flush()
+            print(f"Stopped in the middle of iteration {self.pos['iteration'] + 1}: "
+                  f"the last checkpoint in {self.out} is kept.", file=sys.stderr)
+        self.report_skipped()
+        return self.result(reason)
 
-def _result(reason, pos, history, paths, nets) -> TrainResult:
-    return TrainResult(reason=reason, iteration=pos["iteration"], epoch=pos["epoch"],
-                       history=history.frame(), paths=paths, **nets)
+    def report_skipped(self) -> None:
+        if self.skipped:
+            names = ", ".join(sorted(self.skipped)[:5]) + (" ..." if len(self.skipped) > 5 else "")
+            print(f"warning: {sum(self.skipped.values())} reads of {len(self.skipped)} unreadable "
+                  f"image(s) were skipped: {names}. Replace or remove them.", file=sys.stderr)
+
+    def result(self, reason: str) -> TrainResult:
+        return TrainResult(reason=reason, iteration=self.pos["iteration"], epoch=self.pos["epoch"],
+                           history=self.history.frame(), paths=self.paths, **self.nets,
+                           skipped_images=dict(self.skipped))
 
 
 def _agree(stop: str | None, ctx: _Dist, device: torch.device) -> str | None:
@@ -791,13 +1131,18 @@ def _restore(state, source, config, nets, opt_disc, opt_gen, d_scaler, g_scaler,
 
 # ----------------------------------------------------------------------------- plotting
 # ----------------------------------------------------------------------------------- CLI
-def _decay_arg(text: str) -> int | str:
+def _decay_arg(text: str) -> int | float | str:
     if text == "half":
         return text
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an iteration or "half", got {text!r}') from None
+        pass
+    try:
+        return float(text)  # a share of the run, checked by TrainConfig
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an iteration, "half" or a share like 0.6, '
+                                         f'got {text!r}') from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -811,9 +1156,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder(s) of domain B (blond hair; gen_B / gen_blond.pth makes it)")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="where checkpoint.pt, gen_black.pth, gen_blond.pth, history.csv, samples/ go")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="chapter",
+    p.add_argument("--preset", choices=PRESET_NAMES, default="chapter",
                    help="chapter: lr 1e-5, options off; paper: lr 2e-4, identity 5, pool 50, "
-                        "decay over the second half (explicit flags override)")
+                        "decay over the second half; demo: the sizes and settings of `make demo` "
+                        "(explicit flags override)")
     p.add_argument("--image-size", type=int, help="training image side (default 256)")
     p.add_argument("--iterations", type=int, help="the run's TOTAL iterations (same number on --resume)")
     p.add_argument("--epochs", type=int, help="the run's total epochs (default 1 when no budget given)")
@@ -821,11 +1167,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="images per iteration and process (default 1)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in --out (fresh start if none)")
+    p.add_argument("--resume-anyway", action="store_true", default=None,
+                   help="--resume even if the domain folders differ from the run's (other folders, "
+                        "A and B swapped); refused without it")
     p.add_argument("--lr", type=float, help="Adam learning rate (chapter 1e-5, paper 2e-4)")
     p.add_argument("--lambda-identity", type=float, help="identity loss weight, 0 = off (paper 5)")
     p.add_argument("--pool-size", type=int, help="image history pool size, 0 = off (paper 50)")
-    p.add_argument("--decay-from", type=_decay_arg, metavar="ITER|half",
-                   help="linear lr decay to 0 from this iteration to the end (needs a known length)")
+    p.add_argument("--decay-from", type=_decay_arg, metavar="ITER|half|SHARE",
+                   help="linear lr decay to 0 from this iteration (or share of the run, e.g. 0.6) "
+                        "to the end (needs a known length)")
     p.add_argument("--random-pairing", action="store_true", default=None,
                    help="pair each A with a random B (paper) instead of B[i %% len(B)] (chapter)")
     p.add_argument("--num-features", type=int, help="generator width (default 64; 8x for the discriminator)")
@@ -845,16 +1195,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A `TrainConfig` from parsed CLI arguments: the preset, then every flag given."""
     skip = {"preset", "quiet"}
     overrides = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    if overrides.get("resume_anyway"):
+        overrides["resume"] = True
     return TrainConfig.from_preset(args.preset, **overrides)
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
+    """Reader mistakes (a bad setting, an empty or unwritable folder, a full disk, a resume on
+    other data) end in one line and exit code 2 (`utils.cli`); bugs keep their traceback."""
     args = build_parser().parse_args(argv)
-    try:
-        result = train(config_from_args(args), progress=not args.quiet)
-    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = train(config_from_args(args), progress=not args.quiet)
     return 130 if result.reason == "interrupted" else 0
 
 
