@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Sampler
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
-from utils import speed
+from utils import fast_gpu, speed
 from utils.ch06util import (
     LOSS_KEYS,
     Discriminator,
@@ -112,6 +112,9 @@ class TrainConfig:
     mixed_precision: autocast where it pays (`ch06util.default_autocast_dtype`: bf16 or fp16
         on CUDA, float32 on most CPUs); False = float32 everywhere, e.g. to compare a GPU run
         with a CPU one or to rule precision out when losses turn NaN.
+    fast_gpu: on a CUDA GPU, compiled networks (CUDA graphs), channels-last and, at batch 1,
+        a batch size picked from the GPU's memory with a scaled lr (`utils.fast_gpu`); the
+        chapter's model and losses either way. A no-op with a note elsewhere.
     """
 
     domain_a: PathLike | Sequence[PathLike]
@@ -140,6 +143,7 @@ class TrainConfig:
     device: str | None = None
     workers: int | None = None
     mixed_precision: bool = True
+    fast_gpu: bool = False  # extra code – utils/fast_gpu.py
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "image_size", "checkpoint_every", "log_every", "num_features"):
@@ -566,6 +570,7 @@ def _train(config, ctx: _Dist, device, progress, callback, clock) -> TrainResult
     if ctx.main:
         paths["samples"].mkdir(parents=True, exist_ok=True)
     _seed_everything(config.seed)
+    config = fast_gpu.settle(config, device, log=print if ctx.main else lambda _: None)
 
     dataset = SeededPairs(config.domain_a, config.domain_b, make_transform(config.image_size))
     sampler = ResumableSampler(dataset.A_len, dataset.B_len, seed=config.seed,
@@ -612,6 +617,11 @@ def _train(config, ctx: _Dist, device, progress, callback, clock) -> TrainResult
                        write=ctx.main)
 
     run = _wrap_distributed(nets, ctx, device)
+    step_fn = train_step  # extra code – the fast GPU path: compiled networks, eager fallback, timed
+    if config.fast_gpu and device.type == "cuda":
+        left = None if total is None else total - pos["iteration"]
+        step_fn = fast_gpu.FastStep(train_step, device, remaining=left,
+                                    log=print if ctx.main else lambda _: None)
 
     def checkpoint() -> None:
         pools = _gather({"pool_A": pool_A.state_dict(), "pool_B": pool_B.state_dict()}, ctx)
@@ -671,7 +681,7 @@ def _train(config, ctx: _Dist, device, progress, callback, clock) -> TrainResult
                     A = A.to(device, non_blocking=True)
                     B = B.to(device, non_blocking=True)
                     in_step = True
-                    step = train_step(A, B, run["disc_A"], run["disc_B"], run["gen_A"], run["gen_B"],
+                    step = step_fn(A, B, run["disc_A"], run["disc_B"], run["gen_A"], run["gen_B"],
                                       opt_disc, opt_gen, l1, mse, d_scaler, g_scaler,
                                       autocast_dtype=autocast_dtype, lambda_cycle=config.lambda_cycle,
                                       lambda_identity=config.lambda_identity,
@@ -837,6 +847,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="DataLoader workers (default min(4, CPUs) on CUDA, 0 on CPU)")
     p.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false", default=None,
                    help="float32 everywhere (default: bf16/fp16 autocast on CUDA)")
+    p.add_argument("--fast-gpu", action="store_true", default=None,
+                   help="CUDA: compiled networks (CUDA graphs), channels-last, a picked batch size "
+                        "with a scaled lr (printed); the chapter's model and losses (utils/fast_gpu.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
