@@ -78,6 +78,11 @@ def test_settle_picks_the_batch_and_prints_it_with_the_lr(tmp_path):
     config = fast_gpu.settle(_config(tmp_path, fast_gpu=True), "cuda", log=lines.append, memory=memory)
     assert (config.batch_size, config.lr) == (8, pytest.approx(8e-5))
     assert len(lines) == 1 and "batch 8" in lines[0] and "learning rate 8e-05" in lines[0]
+    # budgets in iterations keep their number of pairs
+    budget = _config(tmp_path, fast_gpu=True, iterations=48_472, decay_from=40_000, checkpoint_every=2000)
+    config = fast_gpu.settle(budget, "cuda", log=lines.append, memory=memory)
+    assert (config.iterations, config.decay_from, config.checkpoint_every) == (6059, 5000, 250)
+    assert "the same 48,472 pairs" in lines[-1]
 
 
 def test_settle_keeps_a_batch_size_that_was_given(tmp_path):

@@ -117,7 +117,9 @@ def settle(config: Any, device: torch.device | str, *, log: Log = print,
 
     Only when `config.fast_gpu` is set and `device` is a CUDA GPU. A batch size other than
     the chapter's 1 is the reader's choice and is kept, with its learning rate; at 1 the
-    batch is picked (`pick_batch_size`) and the learning rate scaled linearly to it.
+    batch is picked (`pick_batch_size`) and the learning rate scaled linearly to it. The
+    budgets counted in iterations (`iterations`, a numeric `decay_from`, `checkpoint_every`,
+    `sample_every`) are divided by the batch, so the run still sees the same number of pairs.
     """
     device = torch.device(device)
     if not config.fast_gpu:
@@ -136,7 +138,17 @@ def settle(config: Any, device: torch.device | str, *, log: Log = print,
         f"{total / 2**30:.0f} GiB), learning rate {lr:.3g} = {config.lr:.3g} x {batch} "
         "(linear rule, speed.scaled_lr; a larger batch changes the optimisation: compare samples). "
         "Pass --batch-size (and --lr) to choose yourself.")
-    return dataclasses.replace(config, batch_size=batch, lr=lr)
+    if batch == 1:
+        return config
+    per_batch = {name: max(1, getattr(config, name) // batch)
+                 for name in ("checkpoint_every", "sample_every") if getattr(config, name)}
+    if config.iterations is not None:
+        per_batch["iterations"] = -(-config.iterations // batch)
+        log(f"fast GPU path: {config.iterations:,} iterations at batch 1 become {per_batch['iterations']:,} "
+            f"at batch {batch} (the same {config.iterations:,} pairs).")
+    if isinstance(config.decay_from, int):
+        per_batch["decay_from"] = config.decay_from // batch
+    return dataclasses.replace(config, batch_size=batch, lr=lr, **per_batch)
 
 
 # ----------------------------------------------------------------------------- compiling
