@@ -122,10 +122,11 @@ def _run(step, iterations: int = 5) -> list[nn.Module]:
     opt_disc, opt_gen = speed.make_optimizers(*nets, lr=2e-4, device="cpu")
     scalers = ch.make_grad_scaler("cpu", None), ch.make_grad_scaler("cpu", None)
     gen = torch.Generator().manual_seed(1)
+    pools = {"pool_A": tr.ImagePool(2, seed=1), "pool_B": tr.ImagePool(2, seed=2)}  # state to undo too
     for _ in range(iterations):
         A, B = (torch.rand(1, 3, 32, 32, generator=gen) * 2 - 1 for _ in range(2))
         step(A, B, *nets, opt_disc, opt_gen, nn.L1Loss(), nn.MSELoss(), *scalers,
-             lambda_identity=1.0)
+             lambda_identity=1.0, **pools)
     return nets
 
 
@@ -233,7 +234,7 @@ def test_optimizer_state_follows_its_parameter_into_channels_last():
     opt.step()
     before = {k: v.clone() for k, v in opt.state[conv.weight].items()}
     conv.to(memory_format=torch.channels_last)
-    fast_gpu.match_optimizer_layout(opt)
+    speed.match_optimizer_layout(opt)
     for key, value in opt.state[conv.weight].items():
         if value.dim() == 4:
             assert value.stride() == conv.weight.stride()
@@ -251,3 +252,39 @@ def test_training_with_the_switch_on_a_cpu_notes_it_and_trains_as_without(tmp_pa
     fast = tr.train(tr.TrainConfig(out=tmp_path / "fast", fast_gpu=True, **settings), progress=False)
     assert "fast GPU path: off on cpu" in capsys.readouterr().out
     _assert_same_weights([fast.gen_A, fast.disc_B], [plain.gen_A, plain.disc_B])
+
+
+def test_resuming_a_channels_last_checkpoint_trains_as_resuming_a_plain_one(tmp_path):
+    """A --fast-gpu run saves channels-last weights and Adam state; a plain resume (another
+    session, a CPU) must pair each average with its parameter, not by memory order."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    write_images(a, 3, size=(36, 40), seed=1)
+    write_images(b, 3, size=(36, 40), seed=2)
+    settings = dict(domain_a=a, domain_b=b, image_size=32, num_features=8, num_residuals=1,
+                    sample_every=0, checkpoint_every=100, device="cpu", lr=1e-2)
+    results = {}
+    for name in ("plain", "channels_last"):
+        out = tmp_path / name
+        tr.train(tr.TrainConfig(out=out, iterations=2, **settings), progress=False)
+        if name == "channels_last":
+            state = torch.load(out / tr.CHECKPOINT, weights_only=True)
+            for value in _tensors(state):
+                if value.dim() == 4:
+                    value.data = value.contiguous(memory_format=torch.channels_last)
+            torch.save(state, out / tr.CHECKPOINT)
+        results[name] = tr.train(tr.TrainConfig(out=out, iterations=4, resume=True, **settings),
+                                 progress=False)
+    nets = ("gen_A", "gen_B", "disc_A", "disc_B")
+    _assert_same_weights([getattr(results["channels_last"], n) for n in nets],
+                         [getattr(results["plain"], n) for n in nets])
+
+
+def _tensors(obj):
+    if torch.is_tensor(obj):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _tensors(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _tensors(value)

@@ -171,20 +171,6 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0][:120] if text else ''}"
 
 
-def match_optimizer_layout(optimizer: torch.optim.Optimizer) -> None:
-    """Give each optimiser state tensor its parameter's memory layout (after channels-last).
-
-    Adam's running averages are made in the layout of their parameter; after a layout
-    change (or a checkpoint from the other layout) they would no longer match it, and the
-    fused kernels pair elements by memory order.
-    """
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for key, value in optimizer.state.get(p, {}).items():
-                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
-                    optimizer.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
-
-
 @dataclasses.dataclass
 class _Snapshot:
     """Everything one training iteration changes, to undo an iteration that failed half-way."""
@@ -206,13 +192,23 @@ class _Snapshot:
             net.load_state_dict(state)
         for opt, state in zip(optimizers, self.optimizers, strict=True):
             opt.load_state_dict(state)
-            match_optimizer_layout(opt)
+            speed.match_optimizer_layout(opt)
         for scaler, state in zip(scalers, self.scalers, strict=True):
             if state:
                 scaler.load_state_dict(state)
         for pool, state in zip(pools, self.pools, strict=True):
             if pool is not None:
                 pool.load_state_dict(state, device)
+
+
+class _OwnCopies:
+    """An image pool that keeps copies: CUDA graphs write the next iteration's outputs over this one's."""
+
+    def __init__(self, pool: Any):
+        self.pool = pool
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        return self.pool.query(images.clone())
 
 
 class FastStep:
@@ -272,8 +268,10 @@ class FastStep:
 
         A, B = self._layout(A), self._layout(B)
         fast = [self.compiled[id(net)] for net in nets]
+        pools = [options.get("pool_A"), options.get("pool_B")]
+        options = {**options, **{k: _OwnCopies(pool) for k, pool in zip(("pool_A", "pool_B"), pools,
+                                                                        strict=True) if pool is not None}}
         if self.state == "compiling":
-            pools = [options.get("pool_A"), options.get("pool_B")]
             saved = _Snapshot.take(nets, (opt_disc, opt_gen), (d_scaler, g_scaler), pools)
             start = time.perf_counter()
             try:
@@ -324,7 +322,7 @@ class FastStep:
         for net in nets:
             net.to(memory_format=fmt)  # in place: the optimisers keep the same parameters
         for opt in optimizers:
-            match_optimizer_layout(opt)
+            speed.match_optimizer_layout(opt)
 
     def _compile(self, nets: list[nn.Module], optimizers) -> None:
         if self.channels_last is None:

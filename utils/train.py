@@ -782,6 +782,8 @@ def _restore(state, source, config, nets, opt_disc, opt_gen, d_scaler, g_scaler,
         load_state_dict_checked(net, state[name], f"{source} [{name}]")
     opt_disc.load_state_dict(state["opt_disc"])
     opt_gen.load_state_dict(state["opt_gen"])
+    for opt in (opt_disc, opt_gen):  # a --fast-gpu checkpoint may be channels-last: match the layout
+        speed.match_optimizer_layout(opt)
     for scaler, key in ((d_scaler, "d_scaler"), (g_scaler, "g_scaler")):
         if scaler.is_enabled() and state[key]:
             scaler.load_state_dict(state[key])
