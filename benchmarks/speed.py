@@ -214,6 +214,17 @@ def bench_loader(size: int, workers: int, device: torch.device, count: int) -> t
 
 
 # ------------------------------------------------------------------------- main
+def print_table(rows: list[dict]) -> None:
+    print("\n| size | batch | leg | pairs/s (median) | per round | ratio to chapter | warm-up s "
+          "| epoch min |")
+    print("|---:|---:|---|---:|---|---:|---:|---:|")
+    for row in rows:
+        rates = " ".join(f"{r:.3f}" for r in row["rates"]) or row["note"]
+        print(f"| {row['size']} | {row['batch']} | {row['leg']} | {row['pairs_s']:.3f} | {rates} "
+              f"| {row['ratio']:.2f}x | {row.get('warmup_s', float('nan')):.1f} "
+              f"| {EPOCH_PAIRS / row['pairs_s'] / 60:.1f} |", flush=True)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
@@ -233,7 +244,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="torch threads for every leg (default: PyTorch's, one per core); "
                         "1 keeps a shared, busy machine from stalling both legs")
     parser.add_argument("--picked-batch", action="store_true",
-                        help="time the batch size --fast-gpu picks on this GPU (instead of --batch-sizes)")
+                        help="also time the batch size --fast-gpu picks on this GPU (after --batch-sizes)")
     parser.add_argument("--loader-images", type=int, default=48,
                         help="JPEGs per domain for the loader test (0 skips it)")
     return parser.parse_args(argv)
@@ -262,25 +273,21 @@ def main(argv: list[str] | None = None) -> None:
         batch, bound = fast_gpu.pick_batch_size(config.lr, total, fixed, per_pair)
         print(f"--fast-gpu picks batch {batch} here (bounded by {bound}; {per_pair / 2**20:.0f} MiB a pair, "
               f"{fixed / 2**20:.0f} MiB fixed, {total / 2**30:.0f} GiB), lr {speed.scaled_lr(batch):.3g}")
-        batches = [batch]
+        batches = [*batches, batch] if args.batch_sizes else [1, batch]
     rows: list[dict] = []
     for size in sizes:
         for batch in batches:
             iters = args.iters or (20 if cuda else CPU_ITERS.get(size, max(1, (128 // size) ** 2)))
             start = time.perf_counter()
-            rows += bench_size(size, batch, legs, args.rounds, iters, warmup, device, base)
+            block = bench_size(size, batch, legs, args.rounds, iters, warmup, device, base)
+            rows += block
             print(f"  {size} px, batch {batch}: {args.rounds} rounds x {iters} iterations per "
                   f"leg in {time.perf_counter() - start:.0f} s", flush=True)
+            if len(sizes) * len(batches) > 1:  # kept in the log if a later block runs out of time
+                print_table(block)
 
     print(f"\nload average after: {load_average()}")
-    print("\n| size | batch | leg | pairs/s (median) | per round | ratio to chapter | warm-up s "
-          "| epoch min |")
-    print("|---:|---:|---|---:|---|---:|---:|---:|")
-    for row in rows:
-        rates = " ".join(f"{r:.3f}" for r in row["rates"]) or row["note"]
-        print(f"| {row['size']} | {row['batch']} | {row['leg']} | {row['pairs_s']:.3f} | {rates} "
-              f"| {row['ratio']:.2f}x | {row.get('warmup_s', float('nan')):.1f} "
-              f"| {EPOCH_PAIRS / row['pairs_s'] / 60:.1f} |")
+    print_table(rows)
 
     for leg in ("ours", "fast"):
         target = [r for r in rows if r["leg"] == leg and r["size"] == 256 and r["batch"] == 1]
