@@ -288,3 +288,22 @@ def _tensors(obj):
     elif isinstance(obj, (list, tuple)):
         for value in obj:
             yield from _tensors(value)
+
+
+def test_memory_probe_runs_two_training_steps_and_leaves_the_rng_alone(monkeypatch, tmp_path):
+    """measure_memory on the CPU with the CUDA allocator's counters faked: the code a GPU runs."""
+    peaks = iter([1000 + 300, 1000 + 2 * 300])  # bytes at batch 1, then 2
+    for name in ("synchronize", "reset_peak_memory_stats", "empty_cache"):
+        monkeypatch.setattr(torch.cuda, name, lambda *args, **kwargs: None)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: next(peaks))
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device=None: type("Props", (), {"total_memory": 16 * GiB}))
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.zeros(1, dtype=torch.uint8))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: None)
+    steps = []
+    monkeypatch.setattr(ch, "train_step", lambda A, *args, **kwargs: steps.append(tuple(A.shape)))
+    config = _config(tmp_path, fast_gpu=True, image_size=32, num_features=8, num_residuals=1)
+    before = torch.get_rng_state()
+    assert fast_gpu.measure_memory(config, torch.device("cpu")) == (16 * GiB, 1000, 300)
+    assert steps == [(1, 3, 32, 32), (2, 3, 32, 32)]
+    assert torch.equal(torch.get_rng_state(), before)  # the run's weights do not depend on the probe
