@@ -3,19 +3,23 @@
 #
 #   bash benchmarks/cuda_checks.sh [LOG_DIR]        # from the repository root, on a CUDA machine
 #
-# 1. tests/test_cuda.py (mixed precision, the training command with workers, channels-last, the demo);
-# 2. the demo's settings sweep: a dozen short trainings side by side on the one GPU, in plain
-#    float32 (no TF32), each scored on the held-out faces as it goes -- quality against
-#    iterations, which benchmarks/README.md turns into minutes with the CPU's measured rate;
-#    plus benchmarks/copy_ceiling.py at 64 and 32 px;
-# 3. benchmarks/speed.py --device cuda: 256 px at batch 1, 16 and 64, with channels-last.
-# Each part has its own time limit, so one that hangs cannot take the others with it.
+# 1. tests/test_cuda.py (mixed precision, the training command with workers, channels-last, the demo,
+#    the --fast-gpu step compiled for real on tiny networks);                          <= 140 s
+# 2. benchmarks/speed.py at 256 px: the chapter's loop, ours and the --fast-gpu path
+#    (utils/fast_gpu.py: torch.compile with CUDA graphs; its warm-up is the compile time), at
+#    batch 1 and at the batch size --fast-gpu picks here, with one CelebA epoch's minutes; each
+#    batch's table is printed as soon as it is measured;                               <= 390 s
+# 3. only with SWEEP=1 (its figures are in benchmarks/README.md already): the demo's settings
+#    sweep, a dozen short trainings side by side in plain float32 (no TF32), each scored on the
+#    held-out faces as it goes, plus benchmarks/copy_ceiling.py at 64 and 32 px.
+# Each part has its own time limit, so one that hangs cannot take the others with it; parts 1-2
+# together stay under 9 minutes.
 set -u
 LOGS=${1:-files/cuda_checks}
 mkdir -p "$LOGS"
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
-DEVICE=${DEVICE:-cuda}  # DEVICE=cpu SWEEP_MINUTES=0.3 SKIP_SPEED=1: a quick rehearsal without a GPU
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu SKIP_SPEED=1 (SWEEP=1 SWEEP_MINUTES=0.3): a rehearsal without a GPU
 step() { echo "== $(date -u +%H:%M:%S) $*"; }
 
 step "machine"
@@ -23,12 +27,19 @@ step "machine"
   "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
   nproc; } 2>&1 | tee "$LOGS/machine.txt"
 
+step "tests/test_cuda.py"
+timeout 140 "$PY" -m pytest -q -s -p no:cacheprovider tests/test_cuda.py 2>&1 | grep -v "^W[0-9]" \
+  | tail -40 | tee "$LOGS/tests.log"
+
+if [ -z "${SKIP_SPEED:-}" ]; then
+  step "benchmarks/speed.py --device $DEVICE: 256 px, chapter / ours / fast at batch 1 and the picked batch"
+  timeout 390 "$PY" benchmarks/speed.py --device "$DEVICE" --batch-sizes 1 --picked-batch --extras fast \
+    --iters 20 --rounds 3 --warmup 6 --loader-images 0 2>&1 | grep -v "^W[0-9]" | tee "$LOGS/speed.log"
+fi
+
+[ -z "${SWEEP:-}" ] && { step "done"; exit 0; }
 step "built-in faces (once, before the parallel runs read them)"
 "$PY" -c "from utils import demo; demo.demo_data(demo.DEMO)" >/dev/null || exit 1
-
-step "tests/test_cuda.py"
-timeout 100 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -25 | tee "$LOGS/tests.log"
-
 step "settings sweep (parallel, float32)"
 SWEEP_MINUTES=${SWEEP_MINUTES:-4}
 runs=(  # name|arguments, most telling first (the GPU runs them side by side, time-sliced)
@@ -58,9 +69,4 @@ wait
 for log in "$tmp"/*.log; do echo "### $(basename "$log" .log)"; grep -v "^  \|^Training\|it/s\]" "$log"; done \
   >"$LOGS/sweep.log"
 tail -c 3000 "$LOGS/sweep.log"
-
-[ -n "${SKIP_SPEED:-}" ] && exit 0
-step "benchmarks/speed.py --device cuda"
-timeout 150 "$PY" benchmarks/speed.py --device cuda --batch-sizes 1 16 64 --extras channels_last \
-  --iters 10 --rounds 3 --warmup 3 2>&1 | tee "$LOGS/speed.log"
 step "done"

@@ -13,17 +13,19 @@
 
 # %%
 # extra code – set-up: find the repository (on Colab, clone it first), print versions and device
-import subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 
-if "google.colab" in sys.modules and not Path("ch06-cyclegan").exists():
-    subprocess.run("git clone -q --depth 1 https://github.com/genai-pytorch/ch06-cyclegan"
+REPO = os.environ.get("CH06_REPO", "genai-pytorch/ch06-cyclegan")  # a fork: python -m utils.repo OWNER/NAME
+ON_DRIVE = False  # on Colab, True keeps files/ (data, checkpoints) on Google Drive: runs survive a disconnect
+clone = Path(REPO.split("/")[-1])
+if "google.colab" in sys.modules and not clone.exists():
+    subprocess.run(f"git clone -q --depth 1 https://github.com/{REPO}"
                    " && pip install -q albumentations kagglehub", shell=True, check=True)
-root = next(p for p in (Path.cwd(), *Path.cwd().parents, Path("ch06-cyclegan").resolve())
-            if (p / "utils" / "ch06util.py").is_file())
+root = next(p for p in (Path.cwd(), *Path.cwd().parents, clone.resolve()) if (p / "utils" / "ch06util.py").is_file())
 sys.path.insert(0, str(root))
 from utils.notebook import start
-env = start()
+env = start(drive=ON_DRIVE)
 
 # %% [markdown]
 # ## Downloading CelebA (optional)

@@ -9,17 +9,19 @@
 
 # %%
 # extra code – set-up: find the repository (on Colab, clone it first), print versions and device
-import subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 
-if "google.colab" in sys.modules and not Path("ch06-cyclegan").exists():
-    subprocess.run("git clone -q --depth 1 https://github.com/genai-pytorch/ch06-cyclegan"
+REPO = os.environ.get("CH06_REPO", "genai-pytorch/ch06-cyclegan")  # a fork: python -m utils.repo OWNER/NAME
+ON_DRIVE = False  # on Colab, True keeps files/ (data, checkpoints) on Google Drive: runs survive a disconnect
+clone = Path(REPO.split("/")[-1])
+if "google.colab" in sys.modules and not clone.exists():
+    subprocess.run(f"git clone -q --depth 1 https://github.com/{REPO}"
                    " && pip install -q albumentations kagglehub", shell=True, check=True)
-root = next(p for p in (Path.cwd(), *Path.cwd().parents, Path("ch06-cyclegan").resolve())
-            if (p / "utils" / "ch06util.py").is_file())
+root = next(p for p in (Path.cwd(), *Path.cwd().parents, clone.resolve()) if (p / "utils" / "ch06util.py").is_file())
 sys.path.insert(0, str(root))
 from utils.notebook import start
-env = start()
+env = start(drive=ON_DRIVE)
 
 # %% [markdown]
 # The data (notebook 01) and the run's sizes: the chapter's on a GPU with CelebA, smaller ones on
@@ -80,12 +82,33 @@ losses = train_epoch(disc_A, disc_B, gen_A, gen_B, loader, opt_disc, opt_gen, l1
 losses
 
 # %% [markdown]
+# ## On a GPU: the fast path (extra code – not in the book)
+#
+# The chapter's loop keeps a GPU mostly waiting: at batch 1 it launches thousands of small
+# kernels per iteration. `FAST_GPU = True` keeps the chapter's networks and losses and runs them
+# compiled (`torch.compile` with CUDA graphs, which also fuses each instance norm, ReLU and
+# reflect pad), in channels-last memory where that is exact, and at a batch size picked from
+# the GPU's memory with the learning rate scaled to it (both printed, with the compile time).
+# The iteration budget is divided by that batch, so the run sees as many faces as before. If
+# compiling fails, it says so in one line and trains eagerly. On a CPU it changes nothing.
+# Switch it before a run starts, not half-way through one.
+
+# %%
+FAST_GPU = False  # True on a CUDA GPU (Colab: Runtime > Change runtime type > GPU)
+
+# %% [markdown]
 # ## A run that survives disconnects
 #
 # `utils.train` runs the same training step with what a long run needs: a checkpoint every few
 # minutes (run the cell again after a disconnect and it resumes where it stopped), a time or
-# iteration budget, a loss history and sample grids. On Colab, set `CH06_FILES` to a folder on
-# Google Drive before the set-up cell so the checkpoints outlive the session.
+# iteration budget, a loss history and sample grids.
+#
+# **On Colab**, the machine's disk is wiped when the session disconnects. Set `ON_DRIVE = True`
+# in the first cell: it mounts your Google Drive and points `CH06_FILES` at `MyDrive/ch06` (or
+# set `CH06_FILES` to a Drive folder of your choice before that cell), so data, checkpoints and
+# generators live on Drive. After a disconnect, run the first cell, the data cell and this one
+# again: training resumes from the last checkpoint on Drive. (Reading 48,472 faces from Drive is
+# slower than from the local disk; copying CelebA there is a one-off.)
 #
 # With the built-in faces it uses the settings of `make demo` (smaller models, the CycleGAN
 # paper's learning rate and identity loss), which learn the translation on a CPU in minutes.
@@ -94,7 +117,7 @@ losses
 from utils.notebook import train_config
 from utils.train import train
 
-config = train_config(sizes, data.domain_A, data.domain_B, out=env.files)
+config = train_config(sizes, data.domain_A, data.domain_B, out=env.files, fast_gpu=FAST_GPU)
 result = train(config)
 
 # %% [markdown]

@@ -286,17 +286,29 @@ class ImageQuery(Protocol):
 def default_autocast_dtype(device: torch.device | str) -> torch.dtype | None:
     """The mixed-precision type that pays off on `device`, or None for plain float32.
 
-    CUDA: bfloat16 where the GPU has it (no gradient scaling needed), float16 otherwise.
-    CPU: float32. Measured on a 2-core AVX-512 Xeon without AVX512-BF16/AMX,
+    CUDA: bfloat16 where the GPU computes it natively (Ampere and newer: no gradient
+    scaling needed), float16 otherwise (a T4 or V100: fast fp16 tensor cores, bfloat16
+    only emulated). CPU: float32. Measured on a 2-core AVX-512 Xeon without AVX512-BF16/AMX,
     bfloat16 autocast made an iteration slower (benchmarks/README.md), so it stays off
     unless asked for (`CH06_CPU_AMP=1`) on a CPU that has the bf16 instructions.
     """
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
     if device.type == "cpu" and os.environ.get("CH06_CPU_AMP") == "1" and cpu_has_bf16():
         return torch.bfloat16
     return None
+
+
+def cuda_has_native_bf16(device: torch.device | str = "cuda") -> bool:
+    """Whether this GPU computes bfloat16 in hardware: compute capability 8.0+ (or ROCm).
+
+    `torch.cuda.is_bf16_supported()` also says True on a T4 (capability 7.5), where
+    bfloat16 tensors work but are emulated: slower than float16 with a gradient scaler.
+    """
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(torch.device(device))[0] >= 8
 
 
 def cpu_has_bf16() -> bool:

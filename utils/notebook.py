@@ -7,8 +7,10 @@ sizes that fit the data and the hardware at hand.
 
 from __future__ import annotations
 
+import os
 import random
-from dataclasses import dataclass, replace
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +70,36 @@ class Session:
         return choice, run_sizes(choice.real, self.device)
 
 
-def start(seed: int = 0) -> Session:
-    """Print what runs where, seed everything, and return the session facts."""
+# Where `start(drive=True)` keeps files/ on Colab (unless CH06_FILES names another folder).
+DRIVE_MOUNT = "/content/drive"
+DRIVE_FILES = f"{DRIVE_MOUNT}/MyDrive/ch06"
+
+
+def keep_files_on_drive() -> Path | None:
+    """On Colab: mount Google Drive and point `CH06_FILES` at a folder there; the folder, or None.
+
+    (Extra code – not in the book.) A Colab session's disk is wiped when it disconnects;
+    Drive is not. With data and checkpoints on Drive, running the notebook again after a
+    disconnect finds the split data and resumes training from the last checkpoint. A
+    `CH06_FILES` set beforehand wins. Elsewhere this only says that it does nothing.
+    """
+    if "google.colab" not in sys.modules:
+        print("ON_DRIVE is for Google Colab; here files/ stays where it is (set CH06_FILES to move it).")
+        return None
+    from google.colab import drive
+
+    drive.mount(DRIVE_MOUNT)
+    os.environ.setdefault("CH06_FILES", DRIVE_FILES)
+    return files_dir()
+
+
+def start(seed: int = 0, drive: bool = False) -> Session:
+    """Print what runs where, seed everything, and return the session facts.
+
+    `drive=True` (the first cell's `ON_DRIVE`) keeps files/ on Google Drive on Colab.
+    """
+    if drive:
+        keep_files_on_drive()
     device = pick_device()
     random.seed(seed)
     np.random.seed(seed)

@@ -240,3 +240,18 @@ def scaled_lr(batch_size: int, lr: float = CHAPTER_LR) -> float:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     return lr * batch_size
+
+
+def match_optimizer_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each optimiser state tensor its parameter's memory layout (after channels-last).
+
+    Adam's running averages are made in the layout of their parameter; after a layout
+    change, or after loading a checkpoint written in the other layout, they would no longer
+    match it, and the fused kernels pair elements by memory order: on the CPU a channels-last
+    average against an NCHW parameter gave a wrong update (as large as the step), not an error.
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    optimizer.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)

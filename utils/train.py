@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Sampler
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
-from utils import speed
+from utils import fast_gpu, speed
 from utils.ch06util import (
     LOSS_KEYS,
     Discriminator,
@@ -135,6 +135,9 @@ class TrainConfig:
     mixed_precision: autocast where it pays (`ch06util.default_autocast_dtype`: bf16 or fp16
         on CUDA, float32 on most CPUs); False = float32 everywhere, e.g. to compare a GPU run
         with a CPU one or to rule precision out when losses turn NaN.
+    fast_gpu: on a CUDA GPU, compiled networks (CUDA graphs), channels-last and, at batch 1,
+        a batch size picked from the GPU's memory with a scaled lr (`utils.fast_gpu`); the
+        chapter's model and losses either way. A no-op with a note elsewhere.
     """
 
     domain_a: PathLike | Sequence[PathLike]
@@ -164,6 +167,7 @@ class TrainConfig:
     device: str | None = None
     workers: int | None = None
     mixed_precision: bool = True
+    fast_gpu: bool = False  # extra code – utils/fast_gpu.py
 
     def __post_init__(self) -> None:
         _check_settings(self)
@@ -799,6 +803,7 @@ class _Run:
         if ctx.main:
             self.paths["samples"].mkdir(parents=True, exist_ok=True)
         _seed_everything(config.seed)
+        self.config = config = fast_gpu.settle(config, device, log=print if ctx.main else lambda _: None)
 
         self.dataset = SeededPairs(config.domain_a, config.domain_b, make_transform(config.image_size))
         self.sampler = ResumableSampler(self.dataset.A_len, self.dataset.B_len, seed=config.seed,
@@ -855,6 +860,11 @@ class _Run:
         self.history = _History(self.paths["history"],
                                 keep_through=self.pos["iteration"] if found else None, write=ctx.main)
         self.run_nets = _wrap_distributed(self.nets, ctx, self.device)
+        self.step_fn = train_step  # extra code – the fast GPU path: compiled networks, eager fallback
+        if config.fast_gpu and self.device.type == "cuda":
+            left = None if self.total is None else self.total - self.pos["iteration"]
+            self.step_fn = fast_gpu.FastStep(train_step, self.device, remaining=left,
+                                             log=print if ctx.main else lambda _: None)
 
     # ------------------------------------------------------------------ the loop
     def loop(self) -> TrainResult:
@@ -904,12 +914,12 @@ class _Run:
         B = B.to(self.device, non_blocking=True)
         self.in_step = True
         nets = self.run_nets
-        step = train_step(A, B, nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"],
-                          self.opt_disc, self.opt_gen, self.l1, self.mse, self.d_scaler, self.g_scaler,
-                          autocast_dtype=self.autocast_dtype, lambda_cycle=config.lambda_cycle,
-                          lambda_identity=config.lambda_identity,
-                          pool_A=self.pool_A if config.pool_size else None,
-                          pool_B=self.pool_B if config.pool_size else None)
+        step = self.step_fn(A, B, nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"],
+                            self.opt_disc, self.opt_gen, self.l1, self.mse, self.d_scaler, self.g_scaler,
+                            autocast_dtype=self.autocast_dtype, lambda_cycle=config.lambda_cycle,
+                            lambda_identity=config.lambda_identity,
+                            pool_A=self.pool_A if config.pool_size else None,
+                            pool_B=self.pool_B if config.pool_size else None)
         epoch = pos["epoch"]
         pos["iteration"] += 1
         pos["position"] += A.shape[0]
@@ -1112,6 +1122,8 @@ def _restore(state, source, config, nets, opt_disc, opt_gen, d_scaler, g_scaler,
         load_state_dict_checked(net, state[name], f"{source} [{name}]")
     opt_disc.load_state_dict(state["opt_disc"])
     opt_gen.load_state_dict(state["opt_gen"])
+    for opt in (opt_disc, opt_gen):  # a --fast-gpu checkpoint may be channels-last: match the layout
+        speed.match_optimizer_layout(opt)
     for scaler, key in ((d_scaler, "d_scaler"), (g_scaler, "g_scaler")):
         if scaler.is_enabled() and state[key]:
             scaler.load_state_dict(state[key])
@@ -1187,6 +1199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="DataLoader workers (default min(4, CPUs) on CUDA, 0 on CPU)")
     p.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false", default=None,
                    help="float32 everywhere (default: bf16/fp16 autocast on CUDA)")
+    p.add_argument("--fast-gpu", action="store_true", default=None,
+                   help="CUDA: compiled networks (CUDA graphs), channels-last, a picked batch size "
+                        "with a scaled lr (printed); the chapter's model and losses (utils/fast_gpu.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
