@@ -112,9 +112,10 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"| detector | faces found | median eye error | 90th pct | max | astronaut | no-face images |\n"
-          f"|---|---:|---:|---:|---:|---|---|")
-    for name, detect in (("MTCNN (facenet-pytorch)", detect_faces), ("Haar cascades (OpenCV)", haar_detector())):
+    print("| detector | faces found | median eye error | 90th pct | max | astronaut | no-face images |\n"
+          "|---|---:|---:|---:|---:|---|---|")
+    detectors = (("MTCNN (facenet-pytorch)", detect_faces), ("Haar cascades (OpenCV)", haar_detector()))
+    for name, detect in detectors:
         if detect is None:
             print(f"| {name} | not available (OpenCV 5 ships no cascades) | | | | | |")
             continue

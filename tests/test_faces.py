@@ -12,7 +12,7 @@ from PIL import Image
 pytest.importorskip("facenet_pytorch", reason='needs pip install --no-deps "facenet-pytorch==2.6.0"')
 skimage_data = pytest.importorskip("skimage.data")
 
-from benchmarks.face_detectors import place, synthetic_photo  # noqa: E402
+from benchmarks.face_detectors import synthetic_photo  # noqa: E402
 from utils import faces  # noqa: E402
 from utils.cli import UserError  # noqa: E402
 

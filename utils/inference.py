@@ -83,7 +83,7 @@ def check_images(images, name: str = "images") -> torch.Tensor:
     low, high = (float(v) for v in torch.aminmax(images.detach().float()))
     if math.isnan(low) or math.isnan(high) or low < -1 - _RANGE_SLACK or high > 1 + _RANGE_SLACK:
         fix = (f"they look like 0..255 pixels: use {name} / 127.5 - 1" if low >= 0 and high > 1.5
-               else f"rescale them (0..1 pixels: {name} * 2 - 1)")
+               else "rescale them to [-1, 1] (pixels in 0..1: x * 2 - 1)")
         raise ValueError(f"{name}: expected {expected}, got values from {low:.3g} to {high:.3g} — "
                          f"{fix}.")
     return images
