@@ -19,6 +19,7 @@ is damaged: both are `UserError`s, so a command line prints one line (`utils.cli
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -98,20 +99,15 @@ def image_size(path: PathLike) -> tuple[int, int]:
     return (height, width) if turned else (width, height)
 
 
-def _not_an_image(path: Path, error: BaseException) -> NotAnImageError:
+def _not_an_image(path: Path | str, error: BaseException) -> NotAnImageError:
     return NotAnImageError(
         f"{path} is not an image or is damaged ({error}) — open it in an image viewer; if it "
         "shows, save it again as .jpg or .png, else replace it.")
 
 
-def read_photo(path: PathLike, max_side: int | None = None) -> Image.Image:
-    """The picture at `path` as an RGB PIL image, upright, transparency on white (see above).
-
-    `max_side` bounds the longer side (large JPEGs are decoded small to begin with).
-    """
-    path = _check_path(path)
+def _decode(source, label: str, max_side: int | None) -> Image.Image:
     try:
-        with Image.open(path) as image, warnings.catch_warnings():
+        with Image.open(source) as image, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             if max_side is not None and image.format == "JPEG":
                 longest = max(image.size)  # the same side before and after an EXIF turn
@@ -123,10 +119,26 @@ def read_photo(path: PathLike, max_side: int | None = None) -> Image.Image:
         raise  # the reader's file system, not the picture: utils.cli says so in one line
     except Image.DecompressionBombError as error:
         raise NotAnImageError(
-            f"{path} is too large to decode safely ({error}) — shrink it below 100 megapixels "
+            f"{label} is too large to decode safely ({error}) — shrink it below 100 megapixels "
             "first (any image editor).") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise _not_an_image(path, error) from error
+        raise _not_an_image(label, error) from error
+
+
+def read_photo(path: PathLike, max_side: int | None = None) -> Image.Image:
+    """The picture at `path` as an RGB PIL image, upright, transparency on white (see above).
+
+    `max_side` bounds the longer side (large JPEGs are decoded small to begin with).
+    """
+    path = _check_path(path)
+    return _decode(path, str(path), max_side)
+
+
+def read_photo_bytes(data: bytes, name: str = "the upload", max_side: int | None = None) -> Image.Image:
+    """`read_photo` for a picture held in memory (a notebook upload): the same rules."""
+    if not data:
+        raise NotAnImageError(f"{name} is empty (0 bytes) — choose the file again.")
+    return _decode(io.BytesIO(data), name, max_side)
 
 
 def read_rgb_array(path: PathLike, max_side: int | None = None) -> np.ndarray:

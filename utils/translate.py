@@ -29,7 +29,7 @@ from torch import nn
 from utils.checkpoints import CheckpointError, load_generator, safe_load
 from utils.cli import UserError, command
 from utils.faces import CELEBA_SIZE, Framed, frame_like_celeba, paste_back
-from utils.images import image_size, read_photo
+from utils.images import image_size, read_photo, read_photo_bytes
 from utils.inference import round_trip, to_model_input
 from utils.paths import files_dir
 
@@ -96,8 +96,8 @@ def _folder_with_pair(files: Path, weights: PathLike | None) -> Path:
         "notebook 03; or pass --weights FOLDER.")
 
 
-def pick_generators(files: PathLike | None = None, weights: PathLike | None = None,
-                    device: Any = "cpu", default_size: int = PUBLISHED_SIZE) -> Generators:
+def pick_generators(files: PathLike | None = None, device: Any = "cpu", *, weights: PathLike | None = None,
+                    default_size: int = PUBLISHED_SIZE) -> Generators:
     """The generators a reader's photo is translated with, and which they are (see the module
     docstring). `default_size` is used for a pair with neither a training record nor the
     published shape."""
@@ -136,14 +136,49 @@ class PhotoResult:
         return paste_back(self.framed.photo, self.framed.face, to_picture(self.translated, CELEBA_SIZE))
 
 
-def translate_photo(photo: Image.Image, gens: Generators, to: str, name: str = "the photo") -> PhotoResult:
-    """Frame the largest face of `photo` like CelebA, resize it as training does, translate it
-    to `to` ("black" or "blond") and back."""
+def translate_photo(photo: Image.Image, gens: Generators, to: str, name: str = "the photo",
+                    framed: Framed | None = None) -> PhotoResult:
+    """Frame the largest face of `photo` like CelebA (or reuse `framed`), resize it as training
+    does, translate it to `to` ("black" or "blond") and back."""
     there, back = gens.towards(to)
-    framed = frame_like_celeba(photo, name)
+    framed = framed if framed is not None else frame_like_celeba(photo, name)
     face = to_model_input(framed.crop, gens.image_size)
     translated, returned = round_trip(there, back, face)
     return PhotoResult(framed, face, translated, returned)
+
+
+def has_generators(files: PathLike) -> bool:
+    """Whether `pick_generators(files)` finds a pair (in `files/` or `files/demo/run/`)."""
+    return any(all((Path(folder) / name).is_file() for name in GEN_FILES.values())
+               for folder in (Path(files), Path(files) / DEMO_RUN))
+
+
+BUNDLED_PHOTO = "astronaut (bundled test photo)"  # scikit-image's: Eileen Collins, NASA, public domain
+
+
+def bundled_photo() -> Image.Image:
+    """The photo that stands in for the reader's (fast mode, no upload): no download needed."""
+    try:
+        from skimage.data import astronaut
+    except ImportError as error:
+        raise UserError(f"scikit-image is not installed ({error}) — `pip install scikit-image`, "
+                        "or give your own photo.") from error
+    return Image.fromarray(astronaut())
+
+
+def photo_from(upload: Any = None, path: PathLike | None = None) -> tuple[Image.Image, str]:
+    """(photo, its name) for a notebook: an `ipywidgets.FileUpload`'s file if one was chosen,
+    else the file at `path`, else the bundled test photo. Read by `utils.images` either way."""
+    value = getattr(upload, "value", None) or ()
+    if isinstance(value, dict):  # ipywidgets 7: {name: {"content": ..., "metadata": ...}}
+        value = [{"name": name, **item} for name, item in value.items()]
+    if value:
+        item = value[0]
+        name = item.get("name", "the upload")
+        return read_photo_bytes(bytes(item["content"]), name, MAX_SIDE), name
+    if path:
+        return read_photo(path, MAX_SIDE), str(path)
+    return bundled_photo(), BUNDLED_PHOTO
 
 
 def face_size(gens: Generators) -> tuple[int, int]:
