@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from utils import images
 from utils.cli import UserError, describe
-from utils.inference import load_image
+from utils.inference import load_image, load_images
 
 
 def _left_red_right_blue(width: int = 40, height: int = 20) -> np.ndarray:
@@ -35,25 +36,23 @@ def test_exif_orientation_is_applied(tmp_path):
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
 def test_transparency_is_composited_on_white(tmp_path, mode):
-    rgba = np.zeros((10, 12, 4), np.uint8)  # hidden colour black, fully transparent...
-    rgba[:, 6:] = (0, 0, 0, 255)  # ...except the right half, opaque black
-    picture = Image.fromarray(rgba, "RGBA")
-    if mode == "LA":
-        picture = picture.convert("LA")
-    elif mode == "P":
-        picture = Image.fromarray(rgba[..., :3]).convert("P")
-        picture.info["transparency"] = picture.getpixel((0, 0))
-        transparent = picture.getpixel((0, 0))
-        pixels = np.asarray(picture).copy()
-        pixels[:, 6:] = (transparent + 1) % 256
-        picture = Image.fromarray(pixels, "P")
-        picture.putpalette([0, 0, 0] * 256)
-        picture.info["transparency"] = transparent
+    """Left half transparent (its hidden colour black, as most editors leave it), right half
+    opaque black: the left half must come out white, not black."""
     path = tmp_path / f"{mode}.png"
-    picture.save(path, transparency=picture.info.get("transparency")) if mode == "P" else picture.save(path)
+    if mode == "P":
+        indices = np.zeros((10, 12), np.uint8)
+        indices[:, 6:] = 1  # palette entry 0 is transparent, entry 1 opaque; both black
+        picture = Image.fromarray(indices, "P")
+        picture.putpalette([0, 0, 0, 0, 0, 0])
+        picture.save(path, transparency=0)
+    else:
+        rgba = np.zeros((10, 12, 4), np.uint8)
+        rgba[:, 6:, 3] = 255
+        Image.fromarray(rgba, "RGBA").convert(mode).save(path)
+    assert Image.open(path).mode == mode
     rgb = np.asarray(images.read_photo(path))
     assert rgb.shape == (10, 12, 3)
-    assert (rgb[:, :6] == 255).all()  # transparent: white, not black
+    assert (rgb[:, :6] == 255).all()
     assert (rgb[:, 6:] == 0).all()
 
 
@@ -109,3 +108,12 @@ def test_undecodable_file_says_not_an_image(tmp_path, content):
         images.read_photo(path)
     assert "photo.jpg" in str(caught.value) and isinstance(caught.value, UserError)
     assert path.read_bytes() == content  # the reader's file is left as it was
+
+
+def test_load_images_takes_the_same_loader(tmp_path):
+    """What translate/round_trip get from files: upright, alpha on white, 16-bit scaled."""
+    rgba = np.zeros((8, 8, 4), np.uint8)  # transparent black
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+    Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(tmp_path / "white16.png")
+    batch = load_images([tmp_path / "clear.png", tmp_path / "white16.png"], 8)
+    assert torch.allclose(batch, torch.ones_like(batch))  # both white, in [-1, 1]

@@ -122,3 +122,55 @@ def test_command_never_overwrites_the_photo(tmp_path, sideways_astronaut, capsys
     assert tr.main([str(sideways_astronaut), "--to", "black", "--out", str(sideways_astronaut)]) == 2
     assert "would overwrite your photo" in capsys.readouterr().err
     assert sideways_astronaut.read_bytes() == before
+
+
+# ----------------------------------------------------------------------------- notebook helpers
+class FakeUpload:
+    """What `ipywidgets.FileUpload().value` holds after a choice (8.x: a tuple of dicts)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _png_bytes(pixels: np.ndarray, mode: str | None = None) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_photo_from_an_upload_uses_the_same_loader(tmp_path):
+    rgba = np.zeros((6, 5, 4), np.uint8)  # fully transparent: must come out white
+    content = memoryview(_png_bytes(rgba, "RGBA"))
+    for value in ((({"name": "me.png", "content": content}),),  # ipywidgets 8
+                  {"me.png": {"content": bytes(content), "metadata": {}}}):  # ipywidgets 7
+        photo, name = tr.photo_from(FakeUpload(value), tmp_path / "ignored.jpg")
+        assert name == "me.png" and photo.size == (5, 6) and (np.asarray(photo) == 255).all()
+
+
+def test_photo_from_a_path_then_the_bundled_photo(tmp_path):
+    path = tmp_path / "grey.png"
+    path.write_bytes(_png_bytes(np.full((7, 9), 50, np.uint8)))
+    photo, name = tr.photo_from(FakeUpload(()), path)
+    assert name == str(path) and photo.mode == "RGB" and photo.size == (9, 7)
+    with pytest.raises(UserError, match="not found"):
+        tr.photo_from(None, tmp_path / "missing.jpg")
+    pytest.importorskip("skimage.data")
+    photo, name = tr.photo_from(None, None)
+    assert name == tr.BUNDLED_PHOTO and photo.size == (512, 512)
+
+
+def test_an_empty_or_broken_upload_is_named(tmp_path):
+    from utils.images import NotAnImageError
+
+    with pytest.raises(NotAnImageError, match="empty.png is empty"):
+        tr.photo_from(FakeUpload(({"name": "empty.png", "content": b""},)))
+    with pytest.raises(NotAnImageError, match="junk.jpg is not an image or is damaged"):
+        tr.photo_from(FakeUpload(({"name": "junk.jpg", "content": b"<html>"},)))
+
+
+def test_has_generators_looks_where_pick_generators_looks(tmp_path):
+    assert not tr.has_generators(tmp_path)
+    write_pair(tmp_path / "demo" / "run")
+    assert tr.has_generators(tmp_path)
