@@ -27,7 +27,7 @@ today) ships no cascades at all: using them would pin `opencv-python-headless<5`
 MTCNN's catch is its metadata, which pins torch<2.3 and numpy<2 although the code runs on
 torch 2.14 and numpy 2.4: it is installed with `pip install --no-deps "facenet-pytorch==2.6.0"`
 (its real imports, requests and tqdm, are already here), which never touches torch. `make
-setup` and the notebooks' first cell do exactly that. Its pretrained weights load through
+setup` does exactly that, and so does notebook 04's first cell on Colab. Its pretrained weights load through
 `torch.load`, which defaults to `weights_only=True` since torch 2.6.
 """
 
