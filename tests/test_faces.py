@@ -155,3 +155,20 @@ def test_draw_face_marks_box_and_eyes(astronaut, one_thread):
     x0, y0 = (math.floor(v) for v in face.box[:2])
     assert tuple(drawn[y0 + 1, x0 + 20]) == (0, 255, 0)
     assert drawn.shape == np.asarray(astronaut).shape
+
+
+def test_paste_back_of_a_stretched_crop_puts_every_pixel_back(astronaut, one_thread):
+    """A 256×256 generator-sized crop (the 178×218 frame stretched, as training resizes it)
+    pasted back unchanged gives the photo again: the geometry is undone exactly."""
+    face, _ = faces.find_face(astronaut)
+    crop = faces.align(astronaut, face).resize((256, 256), Image.BICUBIC)
+    pasted = np.asarray(faces.paste_back(astronaut, face, crop)).astype(int)
+    x0, y0, x1, y1 = (round(v) for v in face.box)
+    region = np.s_[y0 + 10:y1 - 10, x0 + 10:x1 - 10]  # inside the face: fully pasted
+    assert np.abs(pasted[region] - np.asarray(astronaut).astype(int)[region]).mean() < 4
+
+
+def test_a_small_face_gets_advice(astronaut, one_thread):
+    framed = faces.frame_like_celeba(astronaut.resize((300, 300), Image.LANCZOS))
+    assert "closer photo" in framed.describe()
+    assert "closer photo" not in faces.frame_like_celeba(astronaut).describe()

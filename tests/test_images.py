@@ -30,7 +30,7 @@ def test_exif_orientation_is_applied(tmp_path):
     top, bottom = np.asarray(picture)[2, 10], np.asarray(picture)[-3, 10]
     assert top[0] > 200 and top[2] < 60  # the red half is now on top
     assert bottom[2] > 200 and bottom[0] < 60
-    assert images.image_size(path) == (20, 40)
+    assert images.picture_size(path) == (20, 40)
     assert load_image(path, 8).shape == (1, 3, 8, 8)
 
 

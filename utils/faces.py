@@ -49,6 +49,9 @@ CELEBA_SIZE = (178, 218)
 CELEBA_LEFT_EYE = (69.2, 111.2)
 CELEBA_RIGHT_EYE = (107.8, 111.3)
 
+CELEBA_EYE_DISTANCE = math.dist(CELEBA_LEFT_EYE, CELEBA_RIGHT_EYE)  # 38.6 px
+
+SMALL_FACE = 0.75  # eyes closer than this share of CELEBA_EYE_DISTANCE: the crop is upsampled
 DETECT_SIDE = 1024  # detection runs on a copy at most this long: faster, and enough for selfies
 MIN_SCORE = 0.9  # MTCNN's face probability below which a detection is ignored
 FEATHER = 0.12  # share of the crop's width over which the pasted face fades into the photo
@@ -167,14 +170,19 @@ def _feather_mask(size: tuple[int, int], feather: float = FEATHER) -> np.ndarray
 
 
 def paste_back(photo: Image.Image, face: Face, crop: Image.Image) -> Image.Image:
-    """`photo` with `crop` (a 178×218 CelebA-framed picture of `face`, e.g. translated; other
-    sizes are resized to it) warped back into place and blended with a feathered edge."""
+    """`photo` with `crop` (a CelebA-framed picture of `face`, e.g. translated) warped back into
+    place and blended in with a feathered edge.
+
+    `crop` may have any size: a 256×256 generator output is the 178×218 frame stretched as the
+    chapter's resize stretches it, and is warped back at its own resolution (not shrunk first).
+    """
     crop = crop.convert("RGB")
-    if crop.size != CELEBA_SIZE:
-        crop = crop.resize(CELEBA_SIZE, Image.BICUBIC)
-    inverse = np.vstack([alignment_matrix(face.left_eye, face.right_eye), [0, 0, 1]])
-    inverse = np.linalg.inv(inverse)[:2]  # crop pixels -> photo pixels
-    width, height = CELEBA_SIZE
+    width, height = crop.size
+    # crop pixels -> CelebA-frame pixels (pixel centres at integers), then -> photo pixels
+    to_frame = np.array([[CELEBA_SIZE[0] / width, 0, 0.5 * CELEBA_SIZE[0] / width - 0.5],
+                         [0, CELEBA_SIZE[1] / height, 0.5 * CELEBA_SIZE[1] / height - 0.5], [0, 0, 1]])
+    to_photo = np.linalg.inv(np.vstack([alignment_matrix(face.left_eye, face.right_eye), [0, 0, 1]]))
+    inverse = (to_photo @ to_frame)[:2]  # crop pixels -> photo pixels
     corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]])
     xs, ys = (corners @ inverse.T).T
     x0, y0 = max(0, math.floor(xs.min())), max(0, math.floor(ys.min()))
@@ -186,7 +194,7 @@ def paste_back(photo: Image.Image, face: Face, crop: Image.Image) -> Image.Image
     to_region = inverse - np.array([[0, 0, x0], [0, 0, y0]])  # crop pixels -> region pixels
     region = (x1 - x0, y1 - y0)
     new = _warp(np.asarray(crop), to_region, region, "constant").astype(np.float32)
-    mask = _warp(_feather_mask(CELEBA_SIZE), to_region, region, "constant")[..., None]
+    mask = _warp(_feather_mask(crop.size), to_region, region, "constant")[..., None]
     old = np.asarray(result.crop((x0, y0, x1, y1))).astype(np.float32)
     blended = np.clip(np.rint(old * (1 - mask) + new * mask), 0, 255).astype(np.uint8)
     result.paste(Image.fromarray(blended), (x0, y0))
@@ -217,7 +225,12 @@ class Framed:
     def describe(self) -> str:
         others = f" (the largest of {self.count} faces)" if self.count > 1 else ""
         x0, y0, x1, y1 = (round(v) for v in self.face.box)
-        return f"Face found at ({x0}, {y0})–({x1}, {y1}){others}, probability {self.face.score:.3f}."
+        text = f"Face found at ({x0}, {y0})–({x1}, {y1}){others}, probability {self.face.score:.3f}."
+        apart = math.dist(self.face.left_eye, self.face.right_eye)
+        if apart < SMALL_FACE * CELEBA_EYE_DISTANCE:
+            text += (f" The eyes are only {apart:.0f} px apart (CelebA's crops: {CELEBA_EYE_DISTANCE:.0f}), "
+                     "so the crop is enlarged and blurry: a closer photo works better.")
+        return text
 
 
 def frame_like_celeba(photo: Image.Image, name: str = "the photo") -> Framed:

@@ -85,7 +85,7 @@ def _shrink(image: Image.Image, max_side: int | None) -> Image.Image:
     return image.reduce(factor) if factor > 1 else image
 
 
-def image_size(path: PathLike) -> tuple[int, int]:
+def picture_size(path: PathLike) -> tuple[int, int]:
     """(width, height) of a picture as the reader sees it (EXIF rotation applied), header only."""
     path = _check_path(path)
     try:

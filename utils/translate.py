@@ -29,7 +29,7 @@ from torch import nn
 from utils.checkpoints import CheckpointError, load_generator, safe_load
 from utils.cli import UserError, command
 from utils.faces import CELEBA_SIZE, Framed, frame_like_celeba, paste_back
-from utils.images import image_size, read_photo, read_photo_bytes
+from utils.images import picture_size, read_photo, read_photo_bytes
 from utils.inference import round_trip, to_model_input
 from utils.paths import files_dir
 
@@ -132,8 +132,8 @@ class PhotoResult:
     back: torch.Tensor  # translated, then translated back
 
     def pasted(self) -> Image.Image:
-        """The photo with the translated face blended back in (CelebA proportions restored)."""
-        return paste_back(self.framed.photo, self.framed.face, to_picture(self.translated, CELEBA_SIZE))
+        """The photo with the translated face blended back in (at the generator's resolution)."""
+        return paste_back(self.framed.photo, self.framed.face, to_picture(self.translated))
 
 
 def translate_photo(photo: Image.Image, gens: Generators, to: str, name: str = "the photo",
@@ -216,7 +216,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     photo_path = Path(args.photo).expanduser()
-    full = image_size(photo_path)  # also: "not found" / "not an image" before any weights load
+    full = picture_size(photo_path)  # also: "not found" / "not an image" before any weights load
     face_out, pasted_out = _outputs(photo_path, args.to, args.out)
     gens = pick_generators(weights=args.weights, device=args.device)
     print(f"Using {gens.description}.")
