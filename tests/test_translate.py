@@ -174,3 +174,19 @@ def test_has_generators_looks_where_pick_generators_looks(tmp_path):
     assert not tr.has_generators(tmp_path)
     write_pair(tmp_path / "demo" / "run")
     assert tr.has_generators(tmp_path)
+
+
+def test_a_photo_read_smaller_is_pasted_at_its_own_size(tmp_path, skimage_data, capsys, monkeypatch,
+                                                        one_thread):
+    monkeypatch.setattr(tr, "MAX_SIDE", 256)  # the astronaut (512 px) stands in for a 50 MP photo
+    photo = tmp_path / "big.jpg"
+    Image.fromarray(skimage_data.astronaut()).save(photo, quality=95)
+    out = tmp_path / "face.png"
+    weights = write_pair(tmp_path / "run", trained_at=32)
+    args = [str(photo), "--to", "black", "--out", str(out), "--weights", str(weights), "--paste"]
+    assert tr.main(args) == 0
+    assert "read at 256×256" in capsys.readouterr().out
+    pasted = np.asarray(Image.open(tmp_path / "face_pasted.png")).astype(int)
+    assert pasted.shape == (512, 512, 3)
+    original = np.asarray(Image.open(photo)).astype(int)
+    assert np.abs(pasted[300:] - original[300:]).max() == 0  # full resolution below the face

@@ -76,6 +76,15 @@ class Face:
     right_eye: tuple[float, float]
     score: float
 
+    def scaled(self, sx: float, sy: float) -> Face:
+        """The same face in a copy of the photo resized by (sx, sy) (e.g. the full-size original)."""
+        def point(x: float, y: float) -> tuple[float, float]:
+            return (x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5
+
+        x0, y0, x1, y1 = self.box
+        return Face((*point(x0, y0), *point(x1, y1)), point(*self.left_eye), point(*self.right_eye),
+                    self.score)
+
     @property
     def area(self) -> float:
         x0, y0, x1, y1 = self.box

@@ -30,7 +30,7 @@ from utils.checkpoints import CheckpointError, load_generator, safe_load
 from utils.cli import UserError, command
 from utils.faces import CELEBA_SIZE, Framed, frame_like_celeba, paste_back
 from utils.images import picture_size, read_photo, read_photo_bytes
-from utils.inference import round_trip, to_model_input
+from utils.inference import round_trip, to_model_input, translate
 from utils.paths import files_dir
 
 PathLike = str | os.PathLike
@@ -129,22 +129,28 @@ class PhotoResult:
     framed: Framed
     face: torch.Tensor  # (1, 3, S, S): the crop as the generators see it
     translated: torch.Tensor
-    back: torch.Tensor  # translated, then translated back
+    back: torch.Tensor | None  # translated, then translated back (None when not asked for)
 
-    def pasted(self) -> Image.Image:
-        """The photo with the translated face blended back in (at the generator's resolution)."""
-        return paste_back(self.framed.photo, self.framed.face, to_picture(self.translated))
+    def pasted(self, onto: Image.Image | None = None) -> Image.Image:
+        """The photo with the translated face blended back in (at the generator's resolution);
+        `onto`: the same photo at another size (the full-size original of a reduced read)."""
+        photo, face = self.framed.photo, self.framed.face
+        if onto is not None:
+            face = face.scaled(onto.width / photo.width, onto.height / photo.height)
+            photo = onto
+        return paste_back(photo, face, to_picture(self.translated))
 
 
 def translate_photo(photo: Image.Image, gens: Generators, to: str, name: str = "the photo",
-                    framed: Framed | None = None) -> PhotoResult:
+                    framed: Framed | None = None, round_trip_too: bool = True) -> PhotoResult:
     """Frame the largest face of `photo` like CelebA (or reuse `framed`), resize it as training
-    does, translate it to `to` ("black" or "blond") and back."""
+    does, translate it to `to` ("black" or "blond") and, with `round_trip_too`, back."""
     there, back = gens.towards(to)
     framed = framed if framed is not None else frame_like_celeba(photo, name)
     face = to_model_input(framed.crop, gens.image_size)
-    translated, returned = round_trip(there, back, face)
-    return PhotoResult(framed, face, translated, returned)
+    if round_trip_too:
+        return PhotoResult(framed, face, *round_trip(there, back, face))
+    return PhotoResult(framed, face, translate(there, face), None)
 
 
 def has_generators(files: PathLike) -> bool:
@@ -223,13 +229,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     photo = read_photo(photo_path, MAX_SIDE)
     if photo.size != full:
         print(f"The photo is {full[0]}×{full[1]}: read at {photo.width}×{photo.height}.")
-    result = translate_photo(photo, gens, args.to, name=str(photo_path))
+    result = translate_photo(photo, gens, args.to, name=str(photo_path), round_trip_too=False)
     print(result.framed.describe())
     face_out.parent.mkdir(parents=True, exist_ok=True)
     to_picture(result.translated, face_size(gens)).save(face_out)
     print(f"Wrote {face_out} ({args.to} hair).")
-    if args.paste:
-        result.pasted().save(pasted_out)
+    if args.paste:  # onto the photo at its own size, even when it was read smaller
+        result.pasted(read_photo(photo_path) if photo.size != full else None).save(pasted_out)
         print(f"Wrote {pasted_out} (the photo with the translated face blended in).")
     return 0
 
