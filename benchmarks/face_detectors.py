@@ -8,7 +8,9 @@ the 178×218 CelebA frame and compared with where the true eyes land there. Also
     python benchmarks/face_detectors.py [--faces 40] [--seed 0]
 
 MTCNN needs `pip install --no-deps "facenet-pytorch==2.6.0"`; the Haar cascades need
-OpenCV 4.x (`opencv-python-headless<5`: OpenCV 5 ships none) and are skipped without them.
+OpenCV 4.x (`opencv-python-headless<5`: OpenCV 5 ships none) and are skipped without them;
+to measure them without touching the project's OpenCV:
+`pip install --target /tmp/cv4 "opencv-python-headless<5"`, then run with `PYTHONPATH=/tmp/cv4`.
 """
 
 from __future__ import annotations
