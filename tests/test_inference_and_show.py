@@ -139,3 +139,13 @@ def test_to_model_input_matches_load_image(tmp_path):
 
     (path,) = write_images(tmp_path, 1, size=(30, 40))
     assert torch.equal(inference.to_model_input(Image.open(path), 16), inference.load_image(path, 16))
+
+
+def test_to_model_input_composites_alpha_and_refuses_other_arrays():
+    import numpy as np
+    from PIL import Image
+
+    clear = Image.fromarray(np.zeros((6, 6, 4), np.uint8), "RGBA")
+    assert torch.equal(inference.to_model_input(clear, 4), torch.ones(1, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        inference.to_model_input(np.zeros((6, 6), np.float32), 4)

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 from torchvision.utils import save_image
 
 from utils.ch06util import list_images, make_transform
-from utils.images import read_rgb_array
+from utils.images import read_rgb_array, to_rgb
 
 PathLike = str | os.PathLike
 
@@ -36,12 +37,16 @@ def load_images(paths: Sequence[PathLike], image_size: int) -> torch.Tensor:
     return torch.stack([transform(image=read_rgb_array(p))["image"] for p in paths])
 
 
-def to_model_input(picture, image_size: int) -> torch.Tensor:
-    """An (H, W, 3) uint8 array or PIL RGB image as a (1, 3, S, S) tensor in [-1, 1], resized
-    exactly as training resizes (the chapter's `Resize`, then `Normalize`)."""
-    transform = make_transform(image_size, flip=False)
-    return transform(image=np.asarray(picture.convert("RGB") if hasattr(picture, "convert")
-                                      else picture))["image"].unsqueeze(0)
+def to_model_input(picture: Image.Image | np.ndarray, image_size: int) -> torch.Tensor:
+    """A PIL image (any mode: `utils.images.to_rgb` rules) or an (H, W, 3) uint8 array as a
+    (1, 3, S, S) tensor in [-1, 1], resized exactly as training resizes (listing 6.2)."""
+    if isinstance(picture, Image.Image):
+        picture = np.asarray(to_rgb(picture))
+    picture = np.asarray(picture)
+    if picture.dtype != np.uint8 or picture.ndim != 3 or picture.shape[2] != 3:
+        raise ValueError(f"expected a PIL image or an (H, W, 3) uint8 array, got an array of shape "
+                         f"{picture.shape} and dtype {picture.dtype}.")
+    return make_transform(image_size, flip=False)(image=picture)["image"].unsqueeze(0)
 
 
 _RANGE_SLACK = 1e-3  # float rounding around tanh's [-1, 1]
