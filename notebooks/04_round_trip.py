@@ -114,9 +114,10 @@ print(f"Held-out faces, scored {measured}:\n{format_table(metrics)}")
 # package), turn, scale and shift the photo so the eyes land where CelebA has them, and only
 # then resize the crop as training does (listing 6.2's `Resize`).
 #
-# Choose a photo with the button below (Jupyter or Colab), or put its path in `PHOTO` (on
-# Colab, upload it in the Files panel first). Without either, a bundled test photo stands in:
-# scikit-image's `astronaut` (public domain).
+# Choose a photo with the button below, or put its path in `PHOTO`. On Colab the button only
+# takes files under 1 MB (a known limit of the widget there): for a larger photo, upload it in
+# the Files panel and put its path in `PHOTO`. Without either, a bundled test photo stands in:
+# scikit-image's `astronaut` (public domain), and the title below says so.
 
 # %%
 import ipywidgets as widgets

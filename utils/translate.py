@@ -103,16 +103,17 @@ def pick_generators(files: PathLike | None = None, device: Any = "cpu", *, weigh
     published shape."""
     folder = _folder_with_pair(Path(files) if files is not None else files_dir(), weights)
     black, blond = (load_generator(folder / GEN_FILES[c], device) for c in ("black", "blond"))
-    width, blocks = _shape(black)
+    width, count = _shape(black)
+    blocks = f"{count} residual block{'s' if count != 1 else ''}"
     trained = _trained_size(folder, black)
     if trained is not None:
         size = trained
-        what = f"your trained generators ({width} wide, {blocks} blocks, trained at {trained} px)"
-    elif (width, blocks) == PUBLISHED_SHAPE:
+        what = f"your trained generators ({width} wide, {blocks}, trained at {trained} px)"
+    elif (width, count) == PUBLISHED_SHAPE:
         size = PUBLISHED_SIZE
         what = f"the book's published generators (run at {PUBLISHED_SIZE} px, as trained)"
     else:
-        size, what = default_size, (f"generators of unknown training ({width} wide, {blocks} blocks, "
+        size, what = default_size, (f"generators of unknown training ({width} wide, {blocks}, "
                                     f"no checkpoint.pt beside them; run at {default_size} px)")
     return Generators(black, blond, size, f"{what} from {folder}", folder)
 
