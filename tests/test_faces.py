@@ -172,3 +172,9 @@ def test_a_small_face_gets_advice(astronaut, one_thread):
     framed = faces.frame_like_celeba(astronaut.resize((300, 300), Image.LANCZOS))
     assert "closer photo" in framed.describe()
     assert "closer photo" not in faces.frame_like_celeba(astronaut).describe()
+
+
+@pytest.mark.parametrize("size", [(1, 1), (12, 12), (3000, 20)])
+def test_a_tiny_or_thin_picture_has_no_face_rather_than_a_crash(size, one_thread):
+    with pytest.raises(faces.NoFaceError, match="no face found"):
+        faces.find_face(Image.new("RGB", size, (120, 100, 90)))

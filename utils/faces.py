@@ -53,6 +53,7 @@ CELEBA_EYE_DISTANCE = math.dist(CELEBA_LEFT_EYE, CELEBA_RIGHT_EYE)  # 38.6 px
 
 SMALL_FACE = 0.75  # eyes closer than this share of CELEBA_EYE_DISTANCE: the crop is upsampled
 DETECT_SIDE = 1024  # detection runs on a copy at most this long: faster, and enough for selfies
+MIN_FACE = 20  # pixels: MTCNN's smallest face (its default min_face_size), in the detection copy
 MIN_SCORE = 0.9  # MTCNN's face probability below which a detection is ignored
 FEATHER = 0.12  # share of the crop's width over which the pasted face fades into the photo
 DETECTOR_PACKAGE = "facenet-pytorch==2.6.0"
@@ -107,8 +108,11 @@ def detect_faces(image: Image.Image) -> list[Face]:
     scale = min(1.0, DETECT_SIDE / max(image.size))
     small = image if scale == 1.0 else image.resize(
         (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
+    detector = _mtcnn()
+    if min(small.size) < MIN_FACE:  # MTCNN's image pyramid is empty there (and it would crash)
+        return []
     with torch.inference_mode():
-        boxes, probs, points = _mtcnn().detect(small.convert("RGB"), landmarks=True)
+        boxes, probs, points = detector.detect(small.convert("RGB"), landmarks=True)
     if boxes is None:
         return []
     # facenet-pytorch returns object arrays with numpy 2; coordinates back to the photo's pixels
