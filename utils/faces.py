@@ -28,7 +28,8 @@ MTCNN's catch is its metadata, which pins torch<2.3 and numpy<2 although the cod
 torch 2.14 and numpy 2.4: it is installed with `pip install --no-deps "facenet-pytorch==2.6.0"`
 (its real imports, requests and tqdm, are already here), which never touches torch. `make
 setup` does exactly that, and so does notebook 04's first cell on Colab. Its pretrained weights load through
-`torch.load`, which defaults to `weights_only=True` since torch 2.6.
+`torch.load`, which defaults to `weights_only=True` since torch 2.6 (on 2.4–2.5 it unpickles
+them fully: files inside the installed package, trusted as much as its code).
 """
 
 from __future__ import annotations
