@@ -11,6 +11,8 @@ setup: $(STAMP)
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -r requirements.txt
+	# the face detector (utils/faces.py): --no-deps, or its stale metadata would replace torch
+	$(PY) -m pip install --no-deps "facenet-pytorch==2.6.0"
 	touch $(STAMP)
 
 # The main job: train on the real data in files/ if it is split there, else on the built-in faces.

@@ -23,15 +23,22 @@ from utils.notebook import start
 env = start(drive=ON_DRIVE)
 
 # %% [markdown]
-# The data and the trained generators from notebook 03 (`files/gen_black.pth`,
-# `files/gen_blond.pth`). Without them, a short training run makes a pair first, so this
-# notebook also runs on its own.
+# The data and a pair of generators: the book's published ones if you fetched them into
+# `files/` (`make weights`, or `USE_PUBLISHED` in notebook 03), else yours from notebook 03
+# (`files/`) or `make demo` (`files/demo/run/`). Without any, a short training run makes a pair
+# first, so this notebook also runs on its own. The published pair was trained at 256 px, so it
+# runs at 256 px; yours at the size you trained it at. The cell prints which pair it shows.
 
 # %%
 from utils.notebook import ensure_generators
+from utils.translate import has_generators, pick_generators
 
 data, sizes = env.data("celeba")
-gen_A, gen_B = ensure_generators(env, data, sizes)  # gen_A makes black hair, gen_B blond
+if not has_generators(env.files):
+    ensure_generators(env, data, sizes)
+gens = pick_generators(env.files, env.device, default_size=sizes.image_size)
+gen_A, gen_B, size = gens.black, gens.blond, gens.image_size  # gen_A makes black hair, gen_B blond
+print("Showing", gens.description)
 
 # %% [markdown]
 # ## Listing 6.8: black → blond → black
@@ -44,7 +51,7 @@ gen_A, gen_B = ensure_generators(env, data, sizes)  # gen_A makes black hair, ge
 from utils.inference import load_batch, round_trip
 from utils.show import show_rows
 
-black = load_batch(data.domain_A, 8, sizes.image_size)
+black = load_batch(data.domain_A, 8, size)
 fake_blond, back_black = round_trip(gen_B, gen_A, black)
 show_rows([black, fake_blond, back_black], ["black", "→ blond", "→ black"]);
 
@@ -52,7 +59,7 @@ show_rows([black, fake_blond, back_black], ["black", "→ blond", "→ black"]);
 # ## Blond → black → blond
 
 # %%
-blond = load_batch(data.domain_B, 8, sizes.image_size)
+blond = load_batch(data.domain_B, 8, size)
 fake_black, back_blond = round_trip(gen_A, gen_B, blond)
 show_rows([blond, fake_black, back_blond], ["blond", "→ black", "→ blond"]);
 
@@ -63,8 +70,8 @@ show_rows([blond, fake_black, back_blond], ["blond", "→ black", "→ blond"]);
 # faces would fail here.
 
 # %%
-test_black = load_batch(data.test_A, 8, sizes.image_size)
-test_blond = load_batch(data.test_B, 8, sizes.image_size)
+test_black = load_batch(data.test_A, 8, size)
+test_blond = load_batch(data.test_B, 8, size)
 show_rows([test_black, *round_trip(gen_B, gen_A, test_black)], ["black", "→ blond", "→ black"])
 show_rows([test_blond, *round_trip(gen_A, gen_B, test_blond)], ["blond", "→ black", "→ blond"]);
 
@@ -96,22 +103,65 @@ print("Saved", *(p.name for p in saved), "in", saved[0].parent)
 # %%
 from utils.evaluate import format_table, score_held_out
 
-metrics, measured = score_held_out(gen_A, gen_B, data, sizes.image_size, device=env.device)
+metrics, measured = score_held_out(gen_A, gen_B, data, size, device=env.device)
 print(f"Held-out faces, scored {measured}:\n{format_table(metrics)}")
 
 # %% [markdown]
 # ## Your own photo
 #
-# Put the path of a face photo in `MY_IMAGE` (a roughly centred face, like CelebA's crops).
-# Left as `None`, a held-out face stands in.
+# (Extra code – not in the book.) The generators only ever saw CelebA's *aligned* crops:
+# 178×218 pixels, the eyes level at (69.2, 111.2) and (107.8, 111.3). A selfie squeezed to a
+# square shows them a face at a size and place they never met. So we first find the face and
+# its eyes (`utils.faces`: the MTCNN detector, whose small networks come inside its pip
+# package), turn, scale and shift the photo so the eyes land where CelebA has them, and only
+# then resize the crop as training does (listing 6.2's `Resize`).
+#
+# Choose a photo with the button below, or put its path in `PHOTO`. On Colab the button only
+# takes files under 1 MB (a known limit of the widget there): for a larger photo, upload it in
+# the Files panel and put its path in `PHOTO`. Without either, a bundled test photo stands in:
+# scikit-image's `astronaut` (public domain), and the title below says so.
 
 # %%
-from utils.inference import load_image
+import ipywidgets as widgets
+from IPython.display import display
 
-MY_IMAGE = None  # e.g. "my_photo.jpg"
-mine = load_image(MY_IMAGE, sizes.image_size) if MY_IMAGE else test_black[:1]
-show_rows([mine, *round_trip(gen_B, gen_A, mine), *round_trip(gen_A, gen_B, mine)[:1]],
+PHOTO = None  # e.g. "my_photo.jpg"
+upload = widgets.FileUpload(accept="image/*", multiple=False, description="Your photo")
+display(upload)
+
+# %% [markdown]
+# After choosing a file, run the next cell. It prints where the face is (the largest one if
+# there are several) and shows the box and the two eye centres the alignment uses, then the
+# crop framed like CelebA's. Beyond the photo's edge the crop repeats the edge pixels.
+
+# %%
+from utils.faces import draw_face, frame_like_celeba
+from utils.show import show_pictures
+from utils.translate import photo_from
+
+photo, name = photo_from(upload, PHOTO)
+framed = frame_like_celeba(photo, name)
+print(framed.describe())
+show_pictures([draw_face(photo, framed.face), framed.crop], [name[:40], "framed like CelebA"]);
+
+# %% [markdown]
+# The framed face through both generators, as in listing 6.8: to blond and back, and to black.
+
+# %%
+from utils.translate import translate_photo
+
+to_blond = translate_photo(photo, gens, "blond", name, framed)
+to_black = translate_photo(photo, gens, "black", name, framed)
+show_rows([to_blond.face, to_blond.translated, to_blond.back, to_black.translated],
           ["yours", "→ blond", "→ back", "→ black"], size=2.5);
+
+# %% [markdown]
+# And back into the photo: each translated crop is warped back to where the face was and
+# blended in with a soft edge. The same from a terminal:
+# `python -m utils.translate my_photo.jpg --to blond --paste`.
+
+# %%
+show_pictures([photo, to_blond.pasted(), to_black.pasted()], ["yours", "blond", "black"], size=4);
 
 # %% [markdown]
 # ## Browse the held-out faces

@@ -40,7 +40,7 @@ def test_load_batch_takes_sorted_files_from_offset(tmp_path):
 
 def test_translate_builds_no_graph_and_keeps_the_training_mode():
     gen = Generator(3, 8, 1).train()
-    out = inference.translate(gen, torch.randn(5, 3, 16, 16), batch_size=2)
+    out = inference.translate(gen, torch.rand(5, 3, 16, 16) * 2 - 1, batch_size=2)
     assert out.shape == (5, 3, 16, 16) and not out.requires_grad
     assert gen.training
 
@@ -94,3 +94,58 @@ def test_correlation_and_feature_maps():
     assert show.correlation(x, -x) == pytest.approx(-1.0)
     maps = show.feature_maps(x, count=2)
     assert maps.shape == (2, 3, 5, 5) and torch.equal(maps[1, 0], x[0, 1].tanh())
+
+
+# ------------------------------------------------------------------ tensor checks, output size
+@pytest.mark.parametrize("bad, error, hint", [
+    (torch.zeros(1, 3, 8, 8, dtype=torch.uint8), TypeError, "/ 127.5 - 1"),
+    (torch.full((1, 3, 8, 8), 200.0), ValueError, "0..255"),
+    (torch.zeros(1, 1, 8, 8), ValueError, "expand"),
+    (torch.zeros(1, 4, 8, 8), ValueError, "RGBA"),
+    (torch.zeros(1, 8, 8, 3), ValueError, "permute"),
+    (torch.zeros(3, 8, 8), ValueError, "unsqueeze"),
+    (torch.full((1, 3, 8, 8), float("nan")), ValueError, "values"),
+    ("a string", TypeError, "load_images"),
+])
+def test_translate_refuses_what_the_generators_cannot_take(bad, error, hint):
+    with pytest.raises(error, match="expected a float tensor of shape") as caught:
+        inference.translate(Negate(), bad)
+    assert hint in str(caught.value)
+    with pytest.raises(error):
+        inference.round_trip(Negate(), Negate(), bad)
+
+
+def test_a_pil_image_gets_a_type_error_naming_the_converter():
+    from PIL import Image
+
+    with pytest.raises(TypeError, match="PIL.*to_model_input"):
+        inference.translate(Negate(), Image.new("RGB", (8, 8)))
+
+
+@pytest.mark.parametrize("height, width", [(30, 30), (37, 50), (33, 21)])
+def test_translate_and_round_trip_keep_the_input_size(height, width, one_thread):
+    torch.manual_seed(0)
+    gen = Generator(3, 4, 1).eval()
+    images = torch.rand(2, 3, height, width) * 2 - 1
+    there, back = inference.round_trip(gen, gen, images)
+    assert there.shape == back.shape == images.shape
+    if height % 4 == 0 and width % 4 == 0:  # a multiple of 4: exactly the generator's output
+        with torch.no_grad():
+            assert torch.allclose(there, gen(images), atol=1e-6)
+
+
+def test_to_model_input_matches_load_image(tmp_path):
+    from PIL import Image
+
+    (path,) = write_images(tmp_path, 1, size=(30, 40))
+    assert torch.equal(inference.to_model_input(Image.open(path), 16), inference.load_image(path, 16))
+
+
+def test_to_model_input_composites_alpha_and_refuses_other_arrays():
+    import numpy as np
+    from PIL import Image
+
+    clear = Image.fromarray(np.zeros((6, 6, 4), np.uint8), "RGBA")
+    assert torch.equal(inference.to_model_input(clear, 4), torch.ones(1, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        inference.to_model_input(np.zeros((6, 6), np.float32), 4)

@@ -276,3 +276,17 @@ def test_cli_writes_each_layout_and_the_sheet(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert synthetic.main(["celeba", "--root", str(tmp_path / "c"), "--count", "0"]) == 2
     assert capsys.readouterr().err == "error: count must be a positive integer (--count 1 or more), got 0\n"
+
+
+
+def test_eye_centres_are_the_pupils():
+    """utils.faces is measured against these: each must sit on a drawn pupil (20, 16, 16)."""
+    from utils.synthetic import eye_centres
+
+    for index in range(1, 9):
+        p = synthetic.sample_face(0, index)
+        pixels = np.asarray(synthetic.render_face(p)[0]).astype(int)
+        eyes = eye_centres(p)
+        assert eyes[0, 0] < eyes[1, 0]  # image-left first
+        for x, y in eyes:
+            assert np.abs(pixels[round(y), round(x)] - (20, 16, 16)).max() < 30

@@ -110,3 +110,16 @@ def browse(examples: Sequence[tuple[str, Sequence[torch.Tensor], Sequence[str]]]
     show_rows([torch.stack([c[k] for c in columns]) for k in range(len(columns[0]))],
               examples[0][2], size=1.6, title="All examples (static view)")
     plt.show()
+
+
+def show_pictures(pictures: Sequence, titles: Sequence[str], size: float = 3.0) -> plt.Figure:
+    """PIL images (or (H, W, 3) arrays) of any sizes side by side, each `size` inches tall."""
+    widths = [np.asarray(p).shape[1] / np.asarray(p).shape[0] for p in pictures]
+    fig, axes = plt.subplots(1, len(pictures), figsize=(size * sum(widths) + 0.3 * len(pictures), size),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for ax, picture, title in zip(axes[0], pictures, titles, strict=True):
+        ax.imshow(np.asarray(picture))
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

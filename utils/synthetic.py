@@ -297,6 +297,22 @@ class _Frame:
         return (pts @ self.m + self.o).ravel().tolist()
 
 
+_EYE_Y = -0.15  # eye centres' height in face units (y points down)
+
+
+def eye_centres(p: FaceParams, layout: Layout = CELEBA_LAYOUT) -> np.ndarray:
+    """Where face `p` has its pupils' centres, as [[x, y] image-left eye, [x, y] right eye] in
+    pixels of the final `layout`-sized image (pixel centres at integer coordinates).
+
+    (Extra code – not in the book.) The ground truth for `utils.faces`: faces are drawn at
+    `_SS`x and reduced, so 1x pixel k covers drawn pixels _SS*k .. _SS*k + _SS - 1.
+    """
+    frame = _Frame(p, layout, 1.0)
+    eyes = np.array(frame(np.array([[-p.eye_x, _EYE_Y], [p.eye_x, _EYE_Y]]))).reshape(2, 2)
+    eyes = eyes - (_SS - 1) / (2 * _SS)
+    return eyes[np.argsort(eyes[:, 0])]
+
+
 def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 36,
              a0: float = 0.0, a1: float = 2 * math.pi) -> np.ndarray:
     return _unit_arc(n, a0, a1) * (rx, ry) + (cx, cy)
@@ -483,7 +499,7 @@ def _draw_features(draw: ImageDraw.ImageDraw, p: FaceParams, f: _Frame) -> None:
     if p.rosy:
         for sx in (-1, 1):
             draw.polygon(f(_ellipse(sx * 0.55, 0.32, 0.16, 0.1, 20)), fill=_mix(skin, (225, 110, 115), 0.3))
-    ey = -0.15
+    ey = _EYE_Y
     lash = _scale(p.brow_rgb, 0.6)
     white = (238, 234, 228)
     pupil_r = 0.55
