@@ -16,7 +16,8 @@ ON_DRIVE = False  # on Colab, True keeps files/ (data, checkpoints) on Google Dr
 clone = Path(REPO.split("/")[-1])
 if "google.colab" in sys.modules and not clone.exists():
     subprocess.run(f"git clone -q --depth 1 https://github.com/{REPO}"
-                   " && pip install -q albumentations kagglehub", shell=True, check=True)
+                   " && pip install -q albumentations kagglehub"
+                   " && pip install -q --no-deps facenet-pytorch==2.6.0", shell=True, check=True)  # the face detector
 root = next(p for p in (Path.cwd(), *Path.cwd().parents, clone.resolve()) if (p / "utils" / "ch06util.py").is_file())
 sys.path.insert(0, str(root))
 from utils.notebook import start
