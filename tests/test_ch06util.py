@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from tests.conftest import write_images
@@ -356,3 +357,21 @@ def test_loaddata_pairs_images_of_different_sizes(tmp_path):
     data = ch.LoadData(tmp_path / "A", tmp_path / "B", transform=ch.make_transform(16))
     A_img, B_img = data[1]
     assert A_img.shape == B_img.shape == (3, 16, 16)
+
+
+def test_training_images_are_read_like_a_readers_photo(tmp_path):
+    """LoadData's reader shares utils.images: transparency on white, EXIF turned, missing named."""
+    from utils.ch06util import read_rgb
+
+    clear = Image.new("RGBA", (8, 6), (0, 0, 0, 0))
+    clear.save(tmp_path / "clear.png")
+    assert (read_rgb(tmp_path / "clear.png") == 255).all()  # not black
+
+    turned = Image.new("RGB", (8, 6), (200, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    turned.save(tmp_path / "turned.jpg", exif=exif)
+    assert read_rgb(tmp_path / "turned.jpg").shape == (8, 6, 3)
+
+    with pytest.raises(RuntimeError, match=r"gone \(not found\)"):
+        read_rgb(tmp_path / "missing.jpg")

@@ -22,12 +22,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import nn
 from torch.utils.data import Dataset
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
+from utils.images import NotAnImageError, PhotoNotFoundError, read_rgb_array
 from utils.paths import files_dir
 from utils.speed import tune_backends
 
@@ -63,11 +63,17 @@ def _as_folder_list(roots: PathLike | Iterable[PathLike]) -> list[Path]:
 
 
 def read_rgb(path: PathLike) -> np.ndarray:
-    """Decode one image as an RGB uint8 array, naming the file if it cannot be read."""
+    """Decode one image as an RGB uint8 array, naming the file if it cannot be read.
+
+    The same reader as a reader's own photos (`utils.images`): EXIF orientation applied,
+    transparency on white, 16-bit scaled, so a training image looks as it does in a viewer.
+    Failures are RuntimeErrors naming the file, which `utils.train` skips with a warning.
+    """
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        return read_rgb_array(path)
+    except PhotoNotFoundError as error:
+        raise RuntimeError(f"Image {path} is gone (not found): put it back or re-run the split.") from error
+    except NotAnImageError as error:
         raise RuntimeError(
             f"Cannot decode image {path} ({error}). The file is damaged or not an image: "
             "replace it (download again) or move it out of the folder."
