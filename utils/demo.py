@@ -61,6 +61,7 @@ class DemoSettings:
     lambda_identity: float
     pool_size: int
     decay_start: float | None  # share of the iterations after which the lr falls linearly to 0
+    generator: str = "chapter"  # extra code – beyond the chapter: ch06util.GENERATOR_VARIANTS
 
 
 # Measured with benchmarks/demo_frontier.py and the throughput runs in benchmarks/README.md
@@ -160,7 +161,7 @@ def train_options(settings: DemoSettings) -> dict[str, Any]:
         lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
         decay_from=None if settings.decay_start is None else int(settings.decay_start * settings.iterations),
         num_features=settings.num_features, num_residuals=settings.num_residuals,
-        disc_features=settings.disc_features,
+        disc_features=settings.disc_features, generator=settings.generator,
     )
 
 
