@@ -141,3 +141,28 @@ with torch.no_grad():
 print(f"largest change of the output for the tinted face: {colour_offset_effect(gen_A, faces):.1e}")
 show_rows(rows, ["face, tinted", "gen_A(...)"], size=2.5);
 
+
+# %% [markdown]
+# ## A generator that can see colour (extra code – beyond the chapter)
+#
+# The fix is one line of `Generator`: drop the instance norm after the first convolution, so
+# the overall colour reaches the rest of the network. `Generator(..., variant="no_first_norm")`
+# builds it with the same weights' names and sizes (plus one flag that records the variant, so
+# its saved weights never load into the chapter's generator by mistake):
+#
+# ```python
+# nn.InstanceNorm2d(num_features),   # the chapter's first block
+# nn.Identity(),                     # variant="no_first_norm"
+# ```
+#
+# The same tint test on it: the output now changes with the tint (random weights again, so
+# the change is noise too, but different noise). `make demo` compares the two generators
+# (benchmarks/README.md, "A generator that can see colour").
+
+# %%
+torch.manual_seed(0)
+gen_colour = weights_init(Generator(img_channels=3, num_residuals=9, variant="no_first_norm")).to(device)
+with torch.no_grad():
+    rows.append(gen_colour(inputs).cpu())
+print(f"largest change of the variant's output for the tinted face: {colour_offset_effect(gen_colour, faces):.1e}")
+show_rows(rows, ["face, tinted", "gen_A(...)", "variant(...)"], size=2.5);

@@ -375,3 +375,47 @@ def test_training_images_are_read_like_a_readers_photo(tmp_path):
 
     with pytest.raises(RuntimeError, match=r"gone \(not found\)"):
         read_rgb(tmp_path / "missing.jpg")
+
+
+# ------------------------------------------- generator variants (extra code – beyond the chapter)
+@pytest.mark.parametrize("variant", [v for v in ch.GENERATOR_VARIANTS if v != "chapter"])
+def test_generator_variants_see_a_colour_offset(variant):
+    # the same test the chapter's generator passes with a change of ~1e-6 (above)
+    torch.manual_seed(0)
+    gen = ch.weights_init(ch.Generator(3, num_features=8, num_residuals=1, variant=variant)).eval()
+    x = torch.rand(2, 3, 32, 32) * 1.2 - 0.6
+    offset = torch.tensor([0.3, -0.2, 0.1]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert (gen(x + offset) - gen(x)).abs().max() > 1e-4
+        assert gen(x).abs().max() <= 1
+
+
+def test_chapter_generator_is_unchanged_by_the_variant_option():
+    # the default is the chapter's: same keys (the published weights load strictly), same outputs
+    torch.manual_seed(0)
+    default = ch.Generator(3, num_features=8, num_residuals=2)
+    explicit = ch.Generator(3, num_features=8, num_residuals=2, variant="chapter")
+    assert list(explicit.state_dict()) == list(default.state_dict())
+    assert not any(key.startswith(ch.VARIANT_PREFIX) for key in default.state_dict())
+    explicit.load_state_dict(default.state_dict(), strict=True)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(default(x), explicit(x))
+
+
+@pytest.mark.parametrize("variant", [v for v in ch.GENERATOR_VARIANTS if v != "chapter"])
+def test_a_variant_never_loads_strictly_into_another_variant(variant):
+    saved = ch.Generator(3, num_features=8, num_residuals=1, variant=variant).state_dict()
+    assert ch.generator_variant(saved) == variant
+    chapter_keys = set(ch.Generator(3, 8, 1).state_dict())
+    assert set(saved) - {ch.VARIANT_PREFIX + variant} == chapter_keys  # no weights added
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        ch.Generator(3, num_features=8, num_residuals=1).load_state_dict(saved, strict=True)
+    for other in set(ch.GENERATOR_VARIANTS) - {variant, "chapter"}:
+        with pytest.raises(RuntimeError, match="Unexpected key"):
+            ch.Generator(3, 8, 1, variant=other).load_state_dict(saved, strict=True)
+
+
+def test_an_unknown_variant_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="no_first_norm"):
+        ch.Generator(3, variant="sees_colour")

@@ -147,3 +147,28 @@ def test_extract_refuses_a_generator_file(tmp_path):
     ck.atomic_save(Generator(3, 8, 1).state_dict(), tmp_path / "g.pth")
     with pytest.raises(ck.CheckpointError, match="not a training checkpoint"):
         ck.extract_generators(tmp_path / "g.pth")
+
+
+# extra code – beyond the chapter: a trained variant is read back as that variant, never as the chapter's
+def test_load_generator_rebuilds_the_variant_a_file_was_saved_from(tmp_path):
+    torch.manual_seed(0)
+    gen = Generator(3, num_features=8, num_residuals=1, variant="skip").eval()
+    ck.atomic_save(gen.state_dict(), tmp_path / "g.pth")
+    loaded = ck.load_generator(tmp_path / "g.pth")
+    assert loaded.variant == "skip"
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x), gen(x))
+
+
+def test_a_variant_file_does_not_fit_the_chapters_generator(tmp_path):
+    ck.atomic_save(Generator(3, 8, 1, variant="no_first_norm").state_dict(), tmp_path / "g.pth")
+    with pytest.raises(ck.CheckpointError, match=r"unexpected keys \['variant_no_first_norm'\]"):
+        ck.load_state_dict_checked(Generator(3, 8, 1), ck.safe_load(tmp_path / "g.pth"), tmp_path / "g.pth")
+
+
+def test_an_unknown_variant_in_a_file_is_a_clear_error(tmp_path):
+    state = {**Generator(3, 8, 1).state_dict(), "variant_sepia": torch.tensor(1)}
+    ck.atomic_save(state, tmp_path / "g.pth")
+    with pytest.raises(ck.CheckpointError, match="Unknown generator variant"):
+        ck.load_generator(tmp_path / "g.pth")

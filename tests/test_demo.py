@@ -49,6 +49,11 @@ def test_demo_writes_grids_curves_and_metrics(demo_run):
     assert saved["stopped_by"] == "iterations" and saved["complete"] is True and "note" not in saved
     assert saved["data"] == "synthetic faces" and "cpu" in saved["device"]
     assert saved["settings"]["image_size"] == demo.FAST.image_size
+    # extra code – beyond the chapter: the demo's generator variant is recorded and loads back as itself
+    assert saved["settings"]["generator"] == demo.DEMO.generator == demo.FAST.generator
+    from utils.checkpoints import load_generator
+
+    assert load_generator(out / "run" / "gen_black.pth").variant == demo.DEMO.generator
 
 
 def test_demo_trained_on_the_split_and_held_faces_out(demo_run):

@@ -184,6 +184,20 @@ def test_checkpoint_of_another_model_size_is_a_clear_error(data, tmp_path):
         run(data, tmp_path / "o", iterations=2, resume=True, num_features=4)
 
 
+# extra code – beyond the chapter: a generator variant trains, is recorded, and loads back as itself
+def test_a_generator_variant_is_recorded_and_loads_back_as_itself(data, tmp_path):
+    from utils.checkpoints import load_generator
+
+    result = run(data, tmp_path / "o", iterations=1, generator="no_first_norm")
+    assert load_checkpoint(tmp_path / "o")["config"]["generator"] == "no_first_norm"
+    gen = load_generator(result.paths["gen_black"])
+    assert gen.variant == "no_first_norm" and isinstance(gen.initial[1], torch.nn.Identity)
+    with pytest.raises(CheckpointError, match="unexpected keys"):  # resumed as the chapter's: refused
+        run(data, tmp_path / "o", iterations=2, resume=True)
+    with pytest.raises(ValueError, match="no_first_norm"):
+        tiny(data, tmp_path / "p", generator="sepia")
+
+
 def test_a_fresh_run_never_overwrites_an_existing_checkpoint(data, tmp_path):
     run(data, tmp_path / "o", iterations=1)
     with pytest.raises(FileExistsError, match="--resume"):

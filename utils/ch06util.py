@@ -213,12 +213,14 @@ class ResidualBlock(nn.Module):
 class Generator(nn.Module):
     """Encoder (two stride-2 convs), residual blocks, decoder (two transposed convs)."""
 
-    def __init__(self, img_channels, num_features=64, num_residuals=9):
+    def __init__(self, img_channels, num_features=64, num_residuals=9, *, variant="chapter"):
         super().__init__()
+        # extra code – beyond the chapter: `variant` (see GENERATOR_VARIANTS); "chapter" is the book's
+        self.variant = check_generator_variant(variant)
         self.initial = nn.Sequential(
             nn.Conv2d(img_channels, num_features, kernel_size=7, stride=1, padding=3,
                       padding_mode="reflect"),
-            nn.InstanceNorm2d(num_features),
+            nn.Identity() if variant == "no_first_norm" else nn.InstanceNorm2d(num_features),
             nn.ReLU(inplace=True),
         )
         self.down_blocks = nn.ModuleList([
@@ -236,15 +238,48 @@ class Generator(nn.Module):
         ])
         self.last = nn.Conv2d(num_features, img_channels, kernel_size=7, stride=1, padding=3,
                               padding_mode="reflect")
+        if variant != "chapter":  # extra code – a key the chapter's weights lack: no wrong-mode loads
+            self.register_buffer(VARIANT_PREFIX + variant, torch.tensor(1))
 
     def forward(self, x):
+        inputs = x  # extra code – kept for the "skip" variant
         x = self.initial(x)
         for layer in self.down_blocks:
             x = layer(x)
         x = self.res_blocks(x)
         for layer in self.up_blocks:
             x = layer(x)
+        if self.variant == "skip":  # extra code – predict the change, add it to the input
+            return torch.clamp(inputs + self.last(x), -1.0, 1.0)
         return torch.tanh(self.last(x))
+
+
+# extra code – beyond the chapter: generators that can see an image's overall colour.
+# The chapter's first InstanceNorm removes each feature map's mean, i.e. the image's mean
+# colour, so the chapter's generator cannot keep it and backgrounds drift in colour.
+# "no_first_norm" drops that one norm (no parameters added, same weights' keys);
+# "skip" adds the predicted change to the input. A variant's state_dict carries one extra
+# key, VARIANT_PREFIX + its name (a flag buffer), so a file never loads strictly into the
+# chapter's generator or another variant, and `generator_variant` reads which one it is.
+GENERATOR_VARIANTS = ("chapter", "no_first_norm", "skip")
+VARIANT_PREFIX = "variant_"
+
+
+def check_generator_variant(variant: str) -> str:
+    """`variant` if it is one of GENERATOR_VARIANTS, else a ValueError that lists them."""
+    if variant not in GENERATOR_VARIANTS:
+        raise ValueError(f"Unknown generator variant {variant!r}; choose one of {GENERATOR_VARIANTS}.")
+    return variant
+
+
+def generator_variant(state: dict) -> str:
+    """The variant a Generator state_dict was saved from ("chapter" when it has no variant key)."""
+    found = [key[len(VARIANT_PREFIX):] for key in state if key.startswith(VARIANT_PREFIX)]
+    if not found:
+        return "chapter"
+    if len(found) > 1 or found[0] not in GENERATOR_VARIANTS:
+        raise ValueError(f"Unknown generator variant {found}; this code knows {GENERATOR_VARIANTS[1:]}.")
+    return found[0]
 
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from utils.ch06util import Generator
+from utils.ch06util import Generator, generator_variant
 from utils.cli import UserError, command
 
 PathLike = str | os.PathLike
@@ -184,18 +184,24 @@ def load_generator(path: PathLike, device: Any = "cpu", num_features: int | None
     """A `Generator` in eval mode with the weights of `path` (e.g. `files/gen_black.pth`).
 
     Width and depth are read from the file unless given, so the chapter's published
-    64-wide, 9-block weights and a small demo model load the same way.
+    64-wide, 9-block weights and a small demo model load the same way. So is the variant
+    (extra code – beyond the chapter): a file saved from `Generator(..., variant=...)` carries
+    its `variant_id`, and is rebuilt as that variant, never run as the chapter's generator.
     """
     state = safe_load(path, map_location="cpu")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state_dict.")
     if is_training_checkpoint(state):
         raise CheckpointError(_training_checkpoint_message(path))
+    try:
+        variant = generator_variant(state)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error} Was it saved by a newer version of this code?") from error
     if num_features is None or num_residuals is None:
         found = generator_shape(state)
         num_features = num_features or found[0]
         num_residuals = num_residuals if num_residuals is not None else found[1]
-    gen = Generator(img_channels=3, num_features=num_features, num_residuals=num_residuals)
+    gen = Generator(img_channels=3, num_features=num_features, num_residuals=num_residuals, variant=variant)
     load_state_dict_checked(gen, state, path)
     return gen.to(device).eval()
 

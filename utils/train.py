@@ -48,11 +48,13 @@ from tqdm.auto import tqdm
 
 from utils import fast_gpu, speed
 from utils.ch06util import (
+    GENERATOR_VARIANTS,
     LOSS_KEYS,
     Discriminator,
     Generator,
     LoadData,
     _autocast,
+    check_generator_variant,
     default_autocast_dtype,
     make_grad_scaler,
     make_transform,
@@ -124,6 +126,8 @@ class TrainConfig:
     random_pairing: draw B's image at random per item (paper's unaligned data) instead of
         the chapter's `B[i % len(B)]`; reproducible from the seed.
     num_features, num_residuals: generator size (chapter: 64, 9); see `disc_features`.
+    generator: "chapter" (the book's) or a variant beyond the chapter that sees colour
+        (`ch06util.GENERATOR_VARIANTS`); saved weights record it, so they load as that variant.
     disc_features: discriminator widths; None = (f, 2f, 4f, 8f) with f = num_features,
         which is the chapter's (64, 128, 256, 512) at the default size.
     checkpoint_every: iterations between checkpoints (also written at the end and on Ctrl-C).
@@ -159,6 +163,7 @@ class TrainConfig:
     random_pairing: bool = False
     num_features: int = 64
     num_residuals: int = 9
+    generator: str = "chapter"  # extra code – beyond the chapter: ch06util.GENERATOR_VARIANTS
     disc_features: tuple[int, ...] | None = None
     checkpoint_every: int = 2000
     sample_every: int = 500
@@ -212,6 +217,11 @@ def _check_settings(config: TrainConfig) -> None:
     def bad(name: str, allowed: str, value: Any) -> SettingError:
         flag = "" if name in _NO_FLAG else f" (--{name.replace('_', '-')})"
         return SettingError(f"{name}{flag} must be {allowed}, got {value!r}.")
+
+    try:
+        check_generator_variant(config.generator)
+    except ValueError as error:
+        raise SettingError(f"generator (--generator): {error}") from None
 
     def integer(value: Any) -> bool:
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -510,7 +520,8 @@ def _build_networks(config: TrainConfig, device: torch.device) -> dict[str, nn.M
     """The chapter's four networks, initialised as in the paper."""
     nets: dict[str, nn.Module] = {}
     for name in ("gen_A", "gen_B"):
-        nets[name] = Generator(3, num_features=config.num_features, num_residuals=config.num_residuals)
+        nets[name] = Generator(3, num_features=config.num_features, num_residuals=config.num_residuals,
+                               variant=config.generator)
     for name in ("disc_A", "disc_B"):
         nets[name] = Discriminator(3, features=config.discriminator_features())
     for net in nets.values():
@@ -1111,6 +1122,7 @@ def _gather(obj: Any, ctx: _Dist) -> list[Any]:
 
 def _shape_record(config: TrainConfig, ctx: _Dist) -> dict[str, Any]:
     return {"num_features": config.num_features, "num_residuals": config.num_residuals,
+            "generator": config.generator,
             "disc_features": list(config.discriminator_features()), "image_size": config.image_size,
             "batch_size": config.batch_size, "seed": config.seed,
             "random_pairing": config.random_pairing, "world_size": ctx.world_size}
@@ -1192,6 +1204,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pair each A with a random B (paper) instead of B[i %% len(B)] (chapter)")
     p.add_argument("--num-features", type=int, help="generator width (default 64; 8x for the discriminator)")
     p.add_argument("--num-residuals", type=int, help="generator residual blocks (default 9)")
+    p.add_argument("--generator", choices=GENERATOR_VARIANTS,
+                   help="the chapter's generator (default) or a variant beyond the chapter that sees colour")
     p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints (default 2000)")
     p.add_argument("--sample-every", type=int, help="iterations between sample grids; 0 = never (500)")
     p.add_argument("--seed", type=int, help="one number that makes the run repeatable (default 0)")
