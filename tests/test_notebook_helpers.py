@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,3 +59,11 @@ def test_overrides_and_presets_reach_the_config(tmp_path):
     config = nb.train_config(nb.FAST, Path("a"), Path("b"), tmp_path, preset="paper", lr=1e-3)
     assert config.lr == 1e-3 and config.pool_size == 50  # explicit value wins, preset fills the rest
     assert 1 <= config.sample_every <= nb.FAST.iterations
+
+
+def test_the_run_description_names_the_processor():
+    """Figures are quoted with the CPU that made them: speeds differ between CPUs of one architecture."""
+    from utils.runtime import cpu_name, describe
+
+    line = describe(torch.device("cpu"))
+    assert cpu_name() in line and f"{os.cpu_count()} cores" in line and cpu_name()

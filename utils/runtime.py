@@ -48,12 +48,25 @@ def _checked_device(choice: str, where: str) -> torch.device:
     return device
 
 
+def cpu_name() -> str:
+    """The processor's model name ("AMD EPYC", "Apple M2"), since speeds differ between CPUs
+    of one architecture: Linux names it in /proc/cpuinfo; elsewhere `platform` says what it can."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def describe(device: torch.device) -> str:
     """One line a reader can paste into a question: versions and hardware."""
     if device.type == "cuda":
         hardware = torch.cuda.get_device_name(device)
     else:
-        hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        hardware = f"{cpu_name()}, {platform.machine()}, {os.cpu_count()} cores"
     return (
         f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"device {device} ({hardware}), fast mode {'on' if fast_mode() else 'off'}"
