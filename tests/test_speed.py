@@ -283,3 +283,25 @@ def test_no_tf32_turns_tf32_off_inside_and_restores_the_flags_after():
         assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, False)
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.mark.parametrize("cost, chosen", [({2: 1.0, 1: 1.5}, 2),   # idle cores: two threads win
+                                          ({2: 5.0, 1: 0.9}, 1)])  # a busy core: one thread wins
+def test_pick_cpu_threads_keeps_the_faster_count(monkeypatch, cost, chosen):
+    # a fake clock that each step advances by its cost at the current thread count: no timing here
+    clock = [0.0]
+    monkeypatch.setattr(speed.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    threads_set = []
+    monkeypatch.setattr(torch, "set_num_threads", threads_set.append)
+
+    def step():
+        clock[0] += cost[threads_set[-1]]
+
+    assert speed.pick_cpu_threads(step) == chosen
+    assert threads_set == [2, 1, chosen]  # timed at the default, then at one, then kept the faster
+
+
+def test_pick_cpu_threads_with_one_core_runs_nothing(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert speed.pick_cpu_threads(lambda: pytest.fail("no step should run")) == 1

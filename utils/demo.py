@@ -220,6 +220,32 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
     return written
 
 
+def choose_cpu_threads(config: TrainConfig) -> int:
+    """(extra code) The faster of PyTorch's default thread count and one, timed on this run's networks.
+
+    Throw-away networks and random batches at the run's sizes: `utils.train.train` seeds itself
+    afterwards, so the run's results do not depend on this probe (see `speed.pick_cpu_threads`).
+    """
+    from torch import nn
+
+    from utils import speed
+    from utils.ch06util import make_grad_scaler, train_step
+    from utils.train import _build_networks, _build_optimizers
+
+    cpu = torch.device("cpu")
+    nets = _build_networks(config, cpu)
+    opt_disc, opt_gen = _build_optimizers(config, nets)
+    scalers = make_grad_scaler(cpu), make_grad_scaler(cpu)
+    A, B = (torch.rand(config.batch_size, 3, config.image_size, config.image_size) * 2 - 1 for _ in "AB")
+
+    def step() -> None:
+        train_step(A, B, nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"], opt_disc, opt_gen,
+                   nn.L1Loss(), nn.MSELoss(), *scalers, lambda_cycle=config.lambda_cycle,
+                   lambda_identity=config.lambda_identity)
+
+    return speed.pick_cpu_threads(step)
+
+
 def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
     """The real CelebA download in files/ if there is one, else the synthetic faces; split, held out."""
     from utils.prepare import ensure_data
@@ -278,6 +304,10 @@ def run_demo(out: PathLike | None = None, *, minutes: float | None = None, itera
 
     config = train_config(settings, data.domain_A, data.domain_B, run, minutes=minutes, seed=seed,
                           device=device)
+    if torch.device(device).type == "cpu":
+        default = torch.get_num_threads()
+        print(f"CPU threads: {choose_cpu_threads(config)} (the faster of {default} and 1 here, timed "
+              "over a few steps: a busy core makes two threads wait for each other)")
     cap = f", stopping after {minutes:g} min at most" if minutes is not None else ""
     print(f"Training {settings.iterations:,} iterations of {settings.batch_size} pairs at "
           f"{settings.image_size} px (a fixed, seeded run: the same result on any machine){cap}. "

@@ -29,7 +29,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import torch
@@ -255,3 +256,29 @@ def match_optimizer_layout(optimizer: torch.optim.Optimizer) -> None:
             for key, value in optimizer.state.get(p, {}).items():
                 if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
                     optimizer.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
+def pick_cpu_threads(step: Callable[[], Any], *, repeats: int = 3) -> int:
+    """Time `step` at PyTorch's default thread count and at one thread; keep the faster (extra code).
+
+    Why measure instead of assuming: at the demo's small sizes a training step is thousands of
+    short parallel regions. On idle cores two threads were 1.5x faster than one; when another
+    program wants a core, the two OpenMP threads wait for each other at every region (spinning,
+    or sleeping in the kernel, which `top` shows as system time) and one thread was 5.7x faster
+    (benchmarks/README.md, "Where `make demo`'s CPU time goes"). Only the thread count changes,
+    so it is the same on every OS; with one core there is nothing to choose.
+    """
+    default = torch.get_num_threads()
+    if default <= 1:
+        return default
+    seconds = {}
+    for threads in (default, 1):
+        torch.set_num_threads(threads)
+        step()  # warm-up: oneDNN picks its kernels for this thread count
+        started = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        seconds[threads] = time.perf_counter() - started
+    best = min(seconds, key=seconds.__getitem__)
+    torch.set_num_threads(best)
+    return best
