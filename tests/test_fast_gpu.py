@@ -138,7 +138,14 @@ def _assert_same_weights(nets, reference):
 
 @pytest.fixture(scope="module")
 def eager_reference() -> list[nn.Module]:
-    return _run(ch.train_step)
+    # a module fixture is made before the function-scoped one_thread applies: compute the
+    # reference on one thread too, since a sum split over two threads rounds differently
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(ch.train_step)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_compiled_step_trains_the_same_weights_and_reports_its_times(eager_reference):
