@@ -204,6 +204,19 @@ def test_the_placed_files_load_strictly_into_the_chapters_generator(site, tmp_pa
                                                       weights_only=True)["last.bias"])
 
 
+def test_a_fetch_killed_mid_download_leaves_nothing_behind_the_next_time(site, tmp_path):
+    """A hard kill skips the clean-up: the next fetch removes the old staging folder (an hour
+    old), but not a younger one, which may belong to a fetch still running."""
+    old, young = tmp_path / f"{pub.STAGING_PREFIX}crashed", tmp_path / f"{pub.STAGING_PREFIX}running"
+    for folder in (old, young):
+        folder.mkdir()
+        (folder / "gen_black.pth").write_bytes(b"half a download")
+    hours_ago = time.time() - 2 * pub.STALE_STAGING_SECONDS
+    os.utime(old, (hours_ago, hours_ago))
+    pub.fetch_published_generators(str(site["root"] / "hair.zip"), tmp_path, progress=False)
+    assert not old.exists() and (young / "gen_black.pth").read_bytes() == b"half a download"
+
+
 def test_a_second_run_downloads_nothing(site, tmp_path, capsys):
     pub.fetch_published_generators(f"{site['url']}/hair.zip", tmp_path, progress=False)
     count = len(site["server"].requests)

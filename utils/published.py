@@ -312,6 +312,19 @@ def manual_steps(source: str, dest: Path) -> str:
             "with the zip you downloaded.")
 
 
+STAGING_PREFIX = ".published-"  # a fetch in progress; left behind only when the process was killed
+STALE_STAGING_SECONDS = 3600
+
+
+def _remove_stale_staging(dest: Path) -> None:
+    """Remove what a fetch killed mid-download left (up to ~90 MB), never a running fetch's
+    folder (younger than an hour) nor anything not named by `tempfile` with our prefix."""
+    now = time.time()
+    for old in dest.glob(STAGING_PREFIX + "*"):
+        if old.is_dir() and not old.is_symlink() and now - old.stat().st_mtime > STALE_STAGING_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def fetch_published_generators(url: str | None = None, dest: PathLike | None = None, *,
                                force: bool = False, timeout: float = 60.0, progress: bool = True
                                ) -> list[Path]:
@@ -341,7 +354,8 @@ def fetch_published_generators(url: str | None = None, dest: PathLike | None = N
             "(force=True in Python).")
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".published-", dir=dest))
+    _remove_stale_staging(dest)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest))
     try:
         try:
             _gather(source, staging, timeout, progress)
