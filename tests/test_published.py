@@ -27,7 +27,7 @@ import torch
 
 from utils import published as pub
 from utils.ch06util import Generator
-from utils.checkpoints import WEIGHTS_URL_ENV, CheckpointError
+from utils.checkpoints import CheckpointError
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Moved</title></head><body>This page has moved.</body></html>"
 
@@ -169,7 +169,7 @@ def own(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _no_env(monkeypatch):
-    monkeypatch.delenv(WEIGHTS_URL_ENV, raising=False)
+    monkeypatch.delenv(pub.WEIGHTS_URL_ENV, raising=False)
 
 
 def _assert_published(folder: Path, site) -> None:
@@ -187,7 +187,7 @@ def test_every_kind_of_address_places_both_generators(how, site, tmp_path, monke
               "file:// zip": (root / "hair.zip").as_uri(), "plain zip path": str(root / "hair.zip"),
               "plain folder path": str(root / "gens"), "environment variable": None}[how]
     if source is None:
-        monkeypatch.setenv(WEIGHTS_URL_ENV, f"{url}/hair.zip")
+        monkeypatch.setenv(pub.WEIGHTS_URL_ENV, f"{url}/hair.zip")
     dest = tmp_path / "files"
     placed = pub.fetch_published_generators(source, dest, progress=False)
     assert placed == [dest / "gen_black.pth", dest / "gen_blond.pth"]
@@ -370,13 +370,6 @@ def test_the_command_line(site, own, capsys):
     assert "in place" in capsys.readouterr().out
     _assert_published(own, site)
     assert pub.main(["fetch", "--timeout", "0", "--dest", str(own)]) == 2
-
-
-def test_the_checkpoints_name_still_works(site, tmp_path):
-    from utils.checkpoints import fetch_published_generators
-
-    fetch_published_generators(str(site["root"] / "gens"), tmp_path, progress=False)
-    _assert_published(tmp_path, site)
 
 
 def test_make_weights_runs_the_command_and_python_m_reports_in_one_line(tmp_path):

@@ -251,19 +251,6 @@ def extract_generators(checkpoint: PathLike, out: PathLike | None = None, *, for
     return list(targets.values())
 
 
-# extra code – the chapter's published weights (`utils/published.py` fetches them)
-PUBLISHED_FILES = ("gen_black.pth", "gen_blond.pth")
-WEIGHTS_URL_ENV = "CH06_WEIGHTS_URL"
-
-
-def fetch_published_generators(url: str | None = None, dest: PathLike | None = None, **kwargs: Any
-                               ) -> list[Path]:
-    """The chapter's `gen_black.pth` / `gen_blond.pth` into `dest`: see `utils.published`."""
-    from utils.published import fetch_published_generators as fetch
-
-    return fetch(url, dest, **kwargs)
-
-
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m utils.checkpoints extract CHECKPOINT [--out FOLDER] [--force]`."""

@@ -50,8 +50,6 @@ from utils.archive import UnsafeArchiveError
 from utils.archive import _member_parts as member_parts  # the same rules as the data sets' unpack
 from utils.ch06util import Generator
 from utils.checkpoints import (
-    PUBLISHED_FILES,
-    WEIGHTS_URL_ENV,
     CheckpointError,
     PathLike,
     load_state_dict_checked,
@@ -60,6 +58,9 @@ from utils.checkpoints import (
 )
 from utils.cli import SettingError, command
 from utils.paths import files_dir
+
+PUBLISHED_FILES = ("gen_black.pth", "gen_blond.pth")  # the chapter's names, placed in files/
+WEIGHTS_URL_ENV = "CH06_WEIGHTS_URL"  # another address: a mirror, or a zip downloaded by hand
 
 # The chapter's address for its trained generators (a zip holding gen_black.pth and gen_blond.pth,
 # state_dicts of Generator(3), 64 wide, 9 residual blocks, trained at 256 px).
