@@ -80,14 +80,13 @@ def measure_memory(config: Any, device: torch.device) -> tuple[int, int, int]:
     two) and reads the allocator's peaks; the run's own networks are not touched, and the
     random number generators are left as they were (the run's initial weights stay its own).
     """
-    from utils.ch06util import Discriminator, Generator, make_grad_scaler, train_step, weights_init
+    from utils.ch06util import make_grad_scaler, train_step
+    from utils.train import _build_networks, _build_optimizers  # here: utils.train imports this module
 
     def peak(batch: int) -> int:
-        nets = [weights_init(Discriminator(3, features=config.discriminator_features())).to(device)
-                for _ in range(2)]
-        nets += [weights_init(Generator(3, config.num_features, config.num_residuals)).to(device)
-                 for _ in range(2)]
-        opt_disc, opt_gen = speed.make_optimizers(*nets, device=device)
+        built = _build_networks(config, device)  # the run's networks, generator variant included
+        nets = [built[name] for name in ("disc_A", "disc_B", "gen_A", "gen_B")]
+        opt_disc, opt_gen = _build_optimizers(config, built)
         dtype = _autocast_dtype(config, device)
         x = torch.zeros(batch, 3, config.image_size, config.image_size, device=device)
         torch.cuda.synchronize(device)
@@ -97,7 +96,7 @@ def measure_memory(config: Any, device: torch.device) -> tuple[int, int, int]:
                    autocast_dtype=dtype, lambda_identity=config.lambda_identity)
         torch.cuda.synchronize(device)
         used = torch.cuda.max_memory_allocated(device)
-        del nets, opt_disc, opt_gen, x
+        del built, nets, opt_disc, opt_gen, x
         torch.cuda.empty_cache()
         return used
 

@@ -817,6 +817,7 @@ class _Run:
         self.config = config = fast_gpu.settle(config, device, log=print if ctx.main else lambda _: None)
 
         self.dataset = SeededPairs(config.domain_a, config.domain_b, make_transform(config.image_size))
+        self.data_record = self.dataset.record()  # what the run trains on: fixed once the lists are made
         self.sampler = ResumableSampler(self.dataset.A_len, self.dataset.B_len, seed=config.seed,
                                         random_pairing=config.random_pairing, rank=ctx.rank,
                                         world_size=ctx.world_size)
@@ -853,7 +854,7 @@ class _Run:
         found = load_latest_checkpoint(out) if config.resume else None
         if found is not None:
             state, source = found
-            _check_same_data(state.get("data"), self.dataset.record(), source, config.resume_anyway)
+            _check_same_data(state.get("data"), self.data_record, source, config.resume_anyway)
             _restore(state, source, config, self.nets, self.opt_disc, self.opt_gen, self.d_scaler,
                      self.g_scaler, self.pool_A, self.pool_B, self.device, ctx)
             self.pos = {k: state[k] for k in self.pos}
@@ -1038,7 +1039,7 @@ class _Run:
             _save_checkpoint({
                 "format": CHECKPOINT_FORMAT, **self.pos,
                 "config": _shape_record(self.config, ctx),
-                "data": self.dataset.record(),  # checked by the next --resume
+                "data": self.data_record,  # checked by the next --resume
                 **{name: net.state_dict() for name, net in nets.items()},
                 "opt_disc": self.opt_disc.state_dict(), "opt_gen": self.opt_gen.state_dict(),
                 "d_scaler": self.d_scaler.state_dict(), "g_scaler": self.g_scaler.state_dict(),
