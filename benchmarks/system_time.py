@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
             ledger = Ledger()
             run = Path(tmp) / f"run{threads}"
-            config = demo.train_config(settings, data.domain_A, data.domain_B, run, minutes=None, device=device)
+            config = demo.train_config(settings, data.domain_A, data.domain_B, run, minutes=None,
+                                       device=device)
             instrumented_training(ledger, config)
             gens = [load_generator(run / name) for name in (train_mod.GEN_BLACK, train_mod.GEN_BLOND)]
             with ledger.phase("evaluation (held-out scores)"):
