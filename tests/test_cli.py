@@ -61,3 +61,14 @@ def test_the_modules_errors_are_user_errors():
 
     for cls in (UnsafeArchiveError, CheckpointError, DataLayoutError, DownloadError, CSVFormatError):
         assert issubclass(cls, UserError), cls
+
+
+def test_the_steps_by_hand_come_above_the_one_error_line(capsys, monkeypatch):
+    """Every command (not only prepare's) prints an error's manual steps, e.g. the demo on a
+    half-missing CelebA download."""
+    from utils.datasets import DataLayoutError
+
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    error = DataLayoutError("No CelebA download in files (steps above).", "1. download\n2. unzip")
+    assert _main_raising(error)([]) == USER_ERROR_EXIT
+    assert capsys.readouterr().err == "1. download\n2. unzip\nerror: No CelebA download in files (steps above).\n"

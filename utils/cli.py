@@ -34,7 +34,15 @@ Main = Callable[[Sequence[str] | None], int]
 
 
 class UserError(Exception):
-    """A mistake the reader can fix; its message says what is wrong and how to fix it."""
+    """A mistake the reader can fix; its message says what is wrong and how to fix it.
+
+    The message is one line; `steps` (several lines, may be empty) is what to do by hand
+    (the manual download steps, say), printed above the one `error:` line.
+    """
+
+    def __init__(self, message: str = "", steps: str = ""):
+        super().__init__(message)
+        self.steps = steps
 
 
 class SettingError(UserError, ValueError):
@@ -72,8 +80,11 @@ def describe(error: BaseException) -> str:
 
 
 def report(error: BaseException, stream=None) -> int:
-    """Print `error` as one `error: ...` line and return the exit code for it."""
-    print(f"error: {describe(error)}", file=stream or sys.stderr)
+    """Print `error` as one `error: ...` line (its `steps`, if any, above it); the exit code."""
+    stream = stream or sys.stderr
+    if getattr(error, "steps", ""):
+        print(error.steps, file=stream)
+    print(f"error: {describe(error)}", file=stream)
     return USER_ERROR_EXIT
 
 

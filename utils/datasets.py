@@ -22,15 +22,8 @@ TMP_SUFFIX = ".prepare-tmp"  # a copy in progress; never trusted, removed by the
 
 
 class DataLayoutError(UserError, FileNotFoundError):
-    """A data file or folder is not where the chapter's layout expects it.
-
-    The message is one line; `steps` (several lines, may be empty) says what to do by hand.
-    The command line prints the steps above its one `error:` line.
-    """
-
-    def __init__(self, message: str, steps: str = ""):
-        super().__init__(message)
-        self.steps = steps
+    """A data file or folder is not where the chapter's layout expects it (`steps`: what to do
+    by hand, printed above the one `error:` line)."""
 
 
 # The 40 attribute columns of list_attr_celeba.csv, in the file's order (after image_id).

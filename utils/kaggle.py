@@ -26,10 +26,6 @@ from utils.paths import files_dir
 class DownloadError(UserError, RuntimeError):
     """The Kaggle download could not be done: a one-line message, and `steps` to get the data by hand."""
 
-    def __init__(self, message: str, steps: str = ""):
-        super().__init__(message)
-        self.steps = steps
-
 
 def kaggle_credentials_source() -> str | None:
     """Where Kaggle credentials would come from (a description, never the token), or None."""

@@ -61,7 +61,7 @@ from utils.datasets import (
     link_or_copy,
     manual_steps,
 )
-from utils.kaggle import DownloadError, download
+from utils.kaggle import download
 from utils.paths import files_dir
 from utils.split_record import SplitRecord, key_of, same_content_source
 
@@ -614,21 +614,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (see the module docstring: 0, 2 or 130)."""
     args = _parser().parse_args(argv)
     root = args.root if args.root is not None else files_dir()
-    try:
-        if args.command == "download":
-            download(args.kind, root)
-        elif args.command == "unpack":
-            unpack(args.zip, root, kind=args.kind)
-        elif args.kind == "celeba":
-            if args.corrections is not None:
-                raise UserError("--corrections applies to the glasses split only: leave it out for celeba.")
-            split_celeba(root, test_count=args.test_count, move=args.move)
-        else:
-            split_glasses(root, corrections=args.corrections, test_count=args.test_count, move=args.move)
-    except (DataLayoutError, DownloadError) as error:
-        if error.steps:  # the manual steps, several lines: above the one `error:` line utils.cli prints
-            print(error.steps, file=sys.stderr)
-        raise
+    if args.command == "download":
+        download(args.kind, root)
+    elif args.command == "unpack":
+        unpack(args.zip, root, kind=args.kind)
+    elif args.kind == "celeba":
+        if args.corrections is not None:
+            raise UserError("--corrections applies to the glasses split only: leave it out for celeba.")
+        split_celeba(root, test_count=args.test_count, move=args.move)
+    else:
+        split_glasses(root, corrections=args.corrections, test_count=args.test_count, move=args.move)
     return 0
 
 
