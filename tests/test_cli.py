@@ -71,4 +71,5 @@ def test_the_steps_by_hand_come_above_the_one_error_line(capsys, monkeypatch):
     monkeypatch.delenv(DEBUG_ENV, raising=False)
     error = DataLayoutError("No CelebA download in files (steps above).", "1. download\n2. unzip")
     assert _main_raising(error)([]) == USER_ERROR_EXIT
-    assert capsys.readouterr().err == "1. download\n2. unzip\nerror: No CelebA download in files (steps above).\n"
+    expected = "1. download\n2. unzip\nerror: No CelebA download in files (steps above).\n"
+    assert capsys.readouterr().err == expected
