@@ -172,3 +172,11 @@ def test_an_unknown_variant_in_a_file_is_a_clear_error(tmp_path):
     ck.atomic_save(state, tmp_path / "g.pth")
     with pytest.raises(ck.CheckpointError, match="Unknown generator variant"):
         ck.load_generator(tmp_path / "g.pth")
+
+
+def test_extract_writes_neither_generator_when_one_is_not_a_generator(tmp_path):
+    ck.atomic_save({"format": 1, "iteration": 5, "gen_A": Generator(3, 8, 1).state_dict(), "gen_B": {},
+                    "disc_A": {}, "disc_B": {}, "opt_gen": {"state": {}}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ck.CheckpointError):
+        ck.extract_generators(tmp_path / "checkpoint.pt")
+    assert not (tmp_path / "gen_black.pth").exists() and not (tmp_path / "gen_blond.pth").exists()

@@ -245,8 +245,9 @@ def extract_generators(checkpoint: PathLike, out: PathLike | None = None, *, for
         raise CheckpointError(f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''}: "
                               "nothing was written. Pass --force to replace them with the "
                               f"checkpoint's generators, or --out another folder.")
-    for key, target in targets.items():
+    for key in targets:  # both checked before either is written: never half a pair
         generator_shape(state[key])  # a clear error if it is not a Generator's state_dict
+    for key, target in targets.items():
         atomic_save(state[key], target)
     return list(targets.values())
 

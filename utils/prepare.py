@@ -63,7 +63,7 @@ from utils.datasets import (
 )
 from utils.kaggle import download
 from utils.paths import files_dir
-from utils.split_record import SplitRecord, key_of, same_content_source
+from utils.split_record import SplitRecord, same_content_source
 
 SYNTHETIC_MARKER = ".complete.json"  # written last: a generation without it is redone
 MISSING_EXAMPLES = 5
@@ -321,8 +321,7 @@ def _place(report: SplitReport, plan: dict[Path, list[str]], image_dir: Path, kn
         for name in [n for n in files if n.endswith(TMP_SUFFIX) and n[:-len(TMP_SUFFIX)] in known]:
             (folder / name).unlink()  # our copy cut short (`link_or_copy` writes under this name)
             del files[name]
-        recorded = record.entries
-        ours = {name for name, stat in files.items() if recorded.get(name) == key_of(stat)}
+        ours = {name for name, stat in files.items() if record.owns(name, stat)}
         if not record.found:
             ours |= {name for name, stat in files.items() if name in known and
                      _placed_by_an_older_split(image_dir, name, stat, wanted, available)}
@@ -501,7 +500,7 @@ def _readers_files(folder: Path, kind: str) -> list[Path]:
             if name.startswith(".") or (here == folder and (name in generated or name.endswith(".csv"))):
                 continue
             stat = os.lstat(here / name)
-            if record.entries.get(name) == key_of(stat):
+            if record.owns(name, stat):
                 continue
             source = folder / spec.image_dir / name  # split by an older version, without a record
             if not record.found and source.is_file() and same_content_source(stat, source.stat()):

@@ -91,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(wrong) if wrong else f"Every first cell and badge names {REPO}.")
         return 1 if wrong else 0
     changed = set_repo(args.repo)
-    if disagreements(args.repo):
-        raise UserError("some places still name another address: " + "; ".join(disagreements(args.repo)))
+    wrong = disagreements(args.repo)
+    if wrong:
+        raise UserError("some places still name another address: " + "; ".join(wrong))
     print(f"{args.repo}: rewrote {len(changed)} files" + "".join(f"\n  {p.relative_to(REPO_ROOT)}"
                                                               for p in changed))
     print("Commit them; a notebook opened from your fork's badges then clones your fork.")

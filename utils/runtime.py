@@ -22,10 +22,14 @@ def pick_device(preference: str | None = None) -> torch.device:
         return _checked_device(choice, "--device" if preference else "CH06_DEVICE")
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)  # absent from some builds
+    return mps is not None and mps.is_available()
 
 
 def _checked_device(choice: str, where: str) -> torch.device:
@@ -37,9 +41,8 @@ def _checked_device(choice: str, where: str) -> torch.device:
     except RuntimeError:
         raise SettingError(f"{where}={choice!r} is not a device: use cpu, cuda, cuda:1 or mps "
                            "(or leave it out for the fastest one present).") from None
-    mps = getattr(torch.backends, "mps", None)
     present = {"cpu": True, "cuda": torch.cuda.is_available(),
-               "mps": mps is not None and mps.is_available()}.get(device.type, True)
+               "mps": _mps_available()}.get(device.type, True)
     if device.type == "cuda" and present and device.index is not None:
         present = device.index < torch.cuda.device_count()
     if not present:

@@ -114,11 +114,12 @@ def browse(examples: Sequence[tuple[str, Sequence[torch.Tensor], Sequence[str]]]
 
 def show_pictures(pictures: Sequence, titles: Sequence[str], size: float = 3.0) -> plt.Figure:
     """PIL images (or (H, W, 3) arrays) of any sizes side by side, each `size` inches tall."""
-    widths = [np.asarray(p).shape[1] / np.asarray(p).shape[0] for p in pictures]
+    arrays = [np.asarray(p) for p in pictures]  # once: a phone photo is ~50 MB as an array
+    widths = [a.shape[1] / a.shape[0] for a in arrays]
     fig, axes = plt.subplots(1, len(pictures), figsize=(size * sum(widths) + 0.3 * len(pictures), size),
                              gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for ax, picture, title in zip(axes[0], pictures, titles, strict=True):
-        ax.imshow(np.asarray(picture))
+    for ax, array, title in zip(axes[0], arrays, titles, strict=True):
+        ax.imshow(array)
         ax.set_title(title, fontsize=10)
         ax.axis("off")
     fig.tight_layout()
