@@ -88,8 +88,11 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
     return path
 
 
-def safe_load(path: PathLike, map_location: Any = "cpu") -> Any:
-    """`torch.load(..., weights_only=True)` with errors that say what went wrong."""
+def safe_load(path: PathLike, map_location: Any = "cpu", *, mmap: bool = False) -> Any:
+    """`torch.load(..., weights_only=True)` with errors that say what went wrong.
+
+    `mmap=True` reads only the tensors that are used: for one entry of a training checkpoint
+    that holds four networks and their optimisers."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -97,7 +100,7 @@ def safe_load(path: PathLike, map_location: Any = "cpu") -> Any:
             "or put the chapter's published file there."
         )
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
         raise CheckpointError(f"Cannot read {path} as PyTorch weights: {unreadable_reason(path, error)}"
                               ) from error

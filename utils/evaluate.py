@@ -624,13 +624,14 @@ def training_size(gen_path: PathLike, default: int = 256) -> tuple[int, str]:
     a word, so the command line uses this unless `--image-size` is given. The generator files
     themselves do not record it; without a readable checkpoint the chapter's 256 is used.
     """
+    from utils.checkpoints import CheckpointError, safe_load
+
     checkpoint = Path(gen_path).parent / "checkpoint.pt"
     try:  # mmap: only the small "config" entry is read from a file that may hold hundreds of MB
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-        size = state["config"]["image_size"]
+        size = safe_load(checkpoint, mmap=True)["config"]["image_size"]
         if isinstance(size, int) and size > 0:
             return size, f"the size {checkpoint} was trained at"
-    except Exception:  # noqa: BLE001 - absent, damaged or of another format: the default, said so
+    except (CheckpointError, KeyError, TypeError):  # absent, damaged or another format: the default
         pass
     return default, f"the chapter's size: no training size found in {checkpoint}"
 

@@ -66,7 +66,7 @@ def _trained_size(folder: Path, gen_black: nn.Module) -> int | None:
     if not path.is_file():
         return None
     try:
-        state = safe_load(path)
+        state = safe_load(path, mmap=True)  # two entries of a file of hundreds of MB
         record = state["config"]["image_size"]
         same = torch.equal(state["gen_A"]["initial.0.weight"],
                            gen_black.state_dict()["initial.0.weight"].cpu())
