@@ -66,6 +66,7 @@ from torch import nn
 from utils.ch06util import list_images
 from utils.cli import SettingError, UserError, command
 from utils.inference import load_images
+from utils.paths import atomic_write_text
 
 PathLike = str | os.PathLike
 
@@ -554,12 +555,7 @@ def to_json(results: dict[str, dict]) -> str:
 
 def write_json(results: dict, path: PathLike) -> Path:
     """`to_json(results)` into `path`, atomically: a crash never leaves half a metrics file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(to_json(results) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(path), to_json(results) + "\n")
 
 
 def score_held_out(gen_A: nn.Module, gen_B: nn.Module, data: Any, image_size: int, *,

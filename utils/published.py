@@ -57,7 +57,7 @@ from utils.checkpoints import (
     unreadable_reason,
 )
 from utils.cli import SettingError, command
-from utils.paths import files_dir
+from utils.paths import atomic_write_text, files_dir
 
 PUBLISHED_FILES = ("gen_black.pth", "gen_blond.pth")  # the chapter's names, placed in files/
 WEIGHTS_URL_ENV = "CH06_WEIGHTS_URL"  # another address: a mirror, or a zip downloaded by hand
@@ -296,10 +296,7 @@ def _write_record(dest: Path, source: str, hashes: dict[str, str]) -> None:
     record = {"source": source, "sha256": hashes,
               "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "generator": "Generator(3, 64, 9)", "image_size": PUBLISHED_IMAGE_SIZE}
-    fd, tmp = tempfile.mkstemp(prefix=f".{RECORD}.", dir=dest)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(record, handle, indent=1)
-    os.replace(tmp, dest / RECORD)
+    atomic_write_text(dest / RECORD, json.dumps(record, indent=1))
 
 
 def manual_steps(source: str, dest: Path) -> str:

@@ -27,6 +27,8 @@ import json
 import os
 from pathlib import Path
 
+from utils.paths import atomic_write_text
+
 RECORD_SUFFIX = ".ch06-split.json"
 _VERSION = 1
 
@@ -95,8 +97,6 @@ class SplitRecord:
             "version": _VERSION,
             "files": dict(sorted(self.entries.items())),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(body, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(body, separators=(",", ":")))
         self._saved = dict(self.entries)
         self.found = True
