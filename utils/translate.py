@@ -26,19 +26,20 @@ import torch
 from PIL import Image
 from torch import nn
 
-from utils.checkpoints import CheckpointError, load_generator, safe_load
+from utils.checkpoints import CHECKPOINT_GENERATORS, CheckpointError, load_generator, safe_load
 from utils.cli import UserError, command
 from utils.faces import CELEBA_SIZE, Framed, frame_like_celeba, paste_back
 from utils.images import picture_size, read_photo, read_photo_bytes
 from utils.inference import round_trip, to_model_input, translate
 from utils.paths import files_dir
+from utils.published import PUBLISHED_IMAGE_SIZE, PUBLISHED_SIZES
 
 PathLike = str | os.PathLike
 
-GEN_FILES = {"black": "gen_black.pth", "blond": "gen_blond.pth"}  # gen_A, gen_B (utils.train)
+GEN_FILES = {"black": CHECKPOINT_GENERATORS["gen_A"], "blond": CHECKPOINT_GENERATORS["gen_B"]}
 CHECKPOINT = "checkpoint.pt"  # what utils.train writes beside them (its record of the run)
-PUBLISHED_SIZE = 256  # the book's generators were trained on 256x256 crops
-PUBLISHED_SHAPE = (64, 9)  # their width and residual blocks: Generator(3, 64, 9)
+PUBLISHED_SIZE = PUBLISHED_IMAGE_SIZE  # the book's generators were trained on 256x256 crops
+PUBLISHED_SHAPE = (PUBLISHED_SIZES["num_features"], PUBLISHED_SIZES["num_residuals"])  # (64, 9)
 DEMO_RUN = Path("demo") / "run"  # where `make demo` trains, under files/
 MAX_SIDE = 4096  # photos are read at most this long (a 50 MP JPEG is decoded at 1/2 or 1/4)
 
@@ -87,9 +88,9 @@ def _folder_with_pair(files: Path, weights: PathLike | None) -> Path:
             raise UserError(f"{', '.join(missing)} not found in {folder} — give the folder that "
                             f"holds both {' and '.join(GEN_FILES.values())}.")
         return folder
-    for folder in (files, files / DEMO_RUN):
-        if all((folder / name).is_file() for name in GEN_FILES.values()):
-            return folder
+    folder = _default_folder(files)
+    if folder is not None:
+        return folder
     raise UserError(
         f"no generators found in {files} or {files / DEMO_RUN} — get the book's with `make "
         "weights` (or notebook 03's USE_PUBLISHED), or train your own with `make demo` or "
@@ -154,10 +155,15 @@ def translate_photo(photo: Image.Image, gens: Generators, to: str, name: str = "
     return PhotoResult(framed, face, translate(there, face), None)
 
 
+def _default_folder(files: Path) -> Path | None:
+    """`files/` or `files/demo/run/`, the first that holds both generators; else None."""
+    return next((folder for folder in (files, files / DEMO_RUN)
+                 if all((folder / name).is_file() for name in GEN_FILES.values())), None)
+
+
 def has_generators(files: PathLike) -> bool:
     """Whether `pick_generators(files)` finds a pair (in `files/` or `files/demo/run/`)."""
-    return any(all((Path(folder) / name).is_file() for name in GEN_FILES.values())
-               for folder in (Path(files), Path(files) / DEMO_RUN))
+    return _default_folder(Path(files)) is not None
 
 
 BUNDLED_PHOTO = "astronaut (bundled test photo)"  # scikit-image's: Eileen Collins, NASA, public domain
