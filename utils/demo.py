@@ -175,19 +175,20 @@ def settings_for(fast: bool, iterations: int | None = None) -> DemoSettings:
 def _fresh_run_folder(run: Path) -> None:
     """An empty `run` folder, marked as the demo's. A previous demo run there (marked, holding
     only what `utils.train` writes) is replaced; anything else is refused and left as it is."""
-    if run.exists() and any(run.iterdir()):
+    entries = list(run.iterdir()) if run.exists() else []
+    if entries:
         if not (run / MARKER).is_file():
             raise FileExistsError(
                 f"{run} holds a run or files the demo did not make (it has no {MARKER}), so the "
                 "demo leaves it alone. Pass another --out folder, or move that folder elsewhere."
             )
-        foreign = sorted(p.name for p in run.iterdir() if p.name not in _RUN_FILES)
+        foreign = sorted(p.name for p in entries if p.name not in _RUN_FILES)
         if foreign:
             raise FileExistsError(
                 f"{run} holds files the demo did not write ({', '.join(foreign[:5])}). "
                 "Move them elsewhere or pass another --out folder."
             )
-        for entry in run.iterdir():
+        for entry in entries:
             if entry.name != MARKER:
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     run.mkdir(parents=True, exist_ok=True)
@@ -293,7 +294,8 @@ def run_demo(out: PathLike | None = None, *, minutes: float | None = None, itera
     started = time.monotonic()
     fast = fast_mode() if fast is None else fast
     settings = settings_for(fast, iterations)
-    train_config(settings, "A", "B", "run", minutes=minutes)  # a bad --minutes fails before any work
+    # the settings were checked when made; this checks --minutes, the one value given here, before any work
+    train_config(settings, "A", "B", "run", minutes=minutes)
     out = Path(out) if out is not None else files_dir() / "demo"
     device = pick_device(str(device) if device is not None else None)
     print(f"CycleGAN demo: {describe(device)}")
