@@ -308,7 +308,7 @@ def test_memory_probe_runs_two_training_steps_and_leaves_the_rng_alone(monkeypat
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.zeros(1, dtype=torch.uint8))
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: None)
     steps = []
-    monkeypatch.setattr(ch, "train_step", lambda A, *args, **kwargs: steps.append(tuple(A.shape)))
+    monkeypatch.setattr(fast_gpu, "train_step", lambda A, *args, **kwargs: steps.append(tuple(A.shape)))
     config = _config(tmp_path, fast_gpu=True, image_size=32, num_features=8, num_residuals=1)
     before = torch.get_rng_state()
     assert fast_gpu.measure_memory(config, torch.device("cpu")) == (16 * GiB, 1000, 300)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from utils import notebook as nb
-from utils.demo import DEMO
+from utils.settings import DEMO
 
 
 def test_fast_mode_wins(monkeypatch):
@@ -28,7 +28,7 @@ def test_real_data_on_a_gpu_gets_the_chapters_sizes(monkeypatch):
 
 def test_demo_notebooks_and_cli_build_a_run_from_one_place(tmp_path):
     from utils import train as tr
-    from utils.demo import train_config, train_options
+    from utils.settings import train_config, train_options
 
     # derived from the demo's settings, not a copy of their values; the notebooks teach the
     # chapter's generator, whichever variant the demo uses

@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from tests.conftest import write_images
+from utils import run_state
 from utils import train as tr
-from utils.ch06util import Generator, make_transform
-from utils.checkpoints import CheckpointError
+from utils.ch06util import LOSS_KEYS, Generator, make_transform
+from utils.checkpoints import CheckpointError, atomic_save
+from utils.train_data import resolve_decay
 
 NETS = ("gen_A", "gen_B", "disc_A", "disc_B")
 
@@ -104,7 +106,7 @@ def test_resume_is_bitwise_identical_to_one_run(data, tmp_path, options):
 
     history = pd.read_csv(tmp_path / "split" / tr.HISTORY)
     assert history["iteration"].tolist() == [1, 2, 3, 4, 5]
-    losses = list(tr.LOSS_KEYS) + ["lr", "epoch"]
+    losses = list(LOSS_KEYS) + ["lr", "epoch"]
     pd.testing.assert_frame_equal(history[losses], pd.read_csv(tmp_path / "whole" / tr.HISTORY)[losses])
     pd.testing.assert_frame_equal(resumed.history[losses], history[losses], check_dtype=False)
 
@@ -122,11 +124,11 @@ def test_checkpoint_and_generators_load_with_plain_torch_load(data, tmp_path):
 
 
 def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
-    tr._seed_everything(3)
+    run_state.seed_everything(3)
     random.gauss(0, 1), np.random.randn()  # leave cached Gaussians in both generators
-    tr.atomic_save(tr._rng_state(), tmp_path / "rng.pt")
+    atomic_save(run_state.rng_state(), tmp_path / "rng.pt")
     expected = (torch.rand(2), np.random.rand(2), random.random(), random.gauss(0, 1))
-    tr._set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    run_state.set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
     again = (torch.rand(2), np.random.rand(2), random.random(), random.gauss(0, 1))
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1])
     assert expected[2:] == again[2:]
@@ -354,7 +356,7 @@ def test_cli_end_to_end(data, tmp_path, capsys):
     assert "Resuming from" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} >= {tr.CHECKPOINT, tr.PREVIOUS_CHECKPOINT, tr.GEN_BLACK,
                                                tr.GEN_BLOND, tr.HISTORY, tr.SAMPLES}
-    assert pd.read_csv(out / tr.HISTORY).columns.tolist() == list(tr.HISTORY_COLUMNS)
+    assert pd.read_csv(out / tr.HISTORY).columns.tolist() == list(run_state.HISTORY_COLUMNS)
     assert len(list((out / tr.SAMPLES).glob("*.png"))) == 2
 
 
@@ -366,7 +368,7 @@ def test_plot_history_draws_the_losses(data, tmp_path):
     from utils.show import plot_history
 
     ax = plot_history(history, window=2)
-    assert [line.get_label() for line in ax.get_lines()] == list(tr.LOSS_KEYS)
+    assert [line.get_label() for line in ax.get_lines()] == list(LOSS_KEYS)
 
 
 # ------------------------------------------------------------ settings checked in one place
@@ -404,14 +406,14 @@ def test_cli_setting_error_is_one_line_exit_2(data, tmp_path, capsys, monkeypatc
 
 
 def test_share_decay_and_the_demo_preset(data, tmp_path):
-    from utils.demo import DEMO
+    from utils.settings import DEMO
 
     history = run(data, tmp_path / "o", iterations=4, lr=1.0, decay_from=0.5).history
     assert history["lr"].tolist() == pytest.approx([1.0, 1.0, 1.0, 0.5])  # = decay_from=2 of 4
     demo = tr.TrainConfig.from_preset("demo", domain_a="a", domain_b="b", out="o", iterations=100)
     assert (demo.image_size, demo.num_residuals, demo.lambda_identity) == (
         DEMO.image_size, DEMO.num_residuals, DEMO.lambda_identity)
-    assert tr._resolve_decay(demo, 100) == 60  # the demo's "last 40%" follows a changed length
+    assert resolve_decay(demo, 100) == 60  # the demo's "last 40%" follows a changed length
 
 
 # ------------------------------------------------------------- resume checks the data
@@ -534,7 +536,7 @@ def test_a_save_error_with_room_on_the_disk_stays_a_bug(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a real bug")))
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 0, 10**12))
     with pytest.raises(RuntimeError, match="a real bug"):
-        tr.atomic_save({"x": torch.zeros(3)}, tmp_path / "x.pt")
+        atomic_save({"x": torch.zeros(3)}, tmp_path / "x.pt")
 
 
 # --------------------------------------------------------------------- speed estimate

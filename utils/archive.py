@@ -36,7 +36,7 @@ class UnsafeArchiveError(UserError, ValueError):
     """A zip member would land outside the target folder (absolute path, `..`, symlink)."""
 
 
-def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
+def member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
     """The path parts of a zip member, or UnsafeArchiveError if it could escape the target."""
     name = info.filename
     if stat.S_ISLNK(info.external_attr >> 16):
@@ -69,7 +69,7 @@ def safe_extract(zip_path: PathLike, target: PathLike) -> list[Path]:
         members = []
         for info in archive.infolist():
             try:
-                parts = _member_parts(info)
+                parts = member_parts(info)
             except UnsafeArchiveError as err:
                 raise UnsafeArchiveError(f"{zip_path}: {err}; nothing was extracted.") from None
             if parts:

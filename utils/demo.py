@@ -17,9 +17,9 @@ shrinks the sizes; see `DEMO` and benchmarks/demo_frontier.py for the measuremen
 each choice. `--minutes M` caps the training time on a slow machine; a run it stops early
 says so in its summary and in `metrics.json` (its scores are below the full run's).
 
-`DemoSettings` is the settings type of every run the project starts: `make demo` (`DEMO`),
-the notebooks (`utils.notebook`) and `python -m utils.train --preset demo` all build their
-`TrainConfig` through `train_options` / `train_config` here.
+The settings of every run the project starts (`DEMO`, `FAST`, `RunSettings`, alias
+`DemoSettings`, `train_options`, `train_config`, `settings_for`) live in `utils.settings`;
+they are re-exported here for the benchmarks and readers that import them from the demo.
 
     python -m utils.demo [--iterations N] [--minutes M] [--out DIR] [--seed 0] [--device cpu]
 """
@@ -31,130 +31,40 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
-from utils.cli import SettingError, UserError, command
+from utils import speed
+from utils.ch06util import make_grad_scaler, train_step
+from utils.cli import UserError, command
+from utils.networks import build_networks, build_optimizers
 from utils.paths import files_dir
+from utils.run_loop import train
+from utils.settings import (
+    DEMO,
+    FAST,
+    DemoSettings,
+    RunSettings,
+    TrainConfig,
+    settings_for,
+    train_config,
+    train_options,
+)
 
 if TYPE_CHECKING:
     from utils.prepare import DataChoice
-    from utils.train import TrainConfig
+
+__all__ = ["DEMO", "FAST", "GRID_FACES", "MARKER", "DemoSettings", "RunSettings", "choose_cpu_threads",
+           "demo_data", "main", "run_demo", "settings_for", "train_config", "train_options"]
 
 PathLike = str | os.PathLike
 
 GRID_FACES = 6  # faces per round-trip grid
 
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """Everything a run trains with: `DEMO` for `make demo`, `FAST` for the tests and CI, and
-    the notebooks' sizes (`utils.notebook.CHAPTER`, `BUILTIN`, `FAST`).
-
-    One type, turned into a `utils.train.TrainConfig` in one place (`train_config`), which
-    also checks every training setting (`TrainConfig` says the allowed range); the two data
-    counts are checked here.
-    """
-
-    synthetic_count: int | None  # faces generated when no real CelebA is found (None: prepare's default)
-    test_count: int  # faces held out per domain, never trained on
-    image_size: int
-    num_features: int  # generator width (chapter: 64)
-    num_residuals: int  # generator residual blocks (chapter: 9)
-    disc_features: tuple[int, ...]  # discriminator widths (chapter: 64, 128, 256, 512)
-    batch_size: int
-    iterations: int
-    lr: float
-    betas: tuple[float, float]
-    lambda_cycle: float
-    lambda_identity: float
-    pool_size: int
-    decay_start: float | None  # share of the iterations after which the lr falls linearly to 0
-    generator: str = "chapter"  # extra code – beyond the chapter: ch06util.GENERATOR_VARIANTS
-
-    def __post_init__(self) -> None:
-        if self.synthetic_count is not None and self.synthetic_count < 0:
-            raise SettingError(f"synthetic_count must be at least 0 (or None), got {self.synthetic_count}.")
-        if self.test_count < 0:
-            raise SettingError(f"test_count must be at least 0, got {self.test_count}.")
-        train_config(self, "A", "B", "run")  # raises SettingError for a training setting out of range
-
-
-def train_options(settings: DemoSettings) -> dict[str, Any]:
-    """The `utils.train.TrainConfig` fields that `settings` fix (sizes, optimiser, losses, schedule).
-
-    The one mapping from settings to a training run: the demo, the notebooks and the CLI's
-    `--preset demo` all go through it, so they cannot drift apart.
-    """
-    return dict(
-        image_size=settings.image_size, batch_size=settings.batch_size, iterations=settings.iterations,
-        lr=settings.lr, betas=settings.betas, lambda_cycle=settings.lambda_cycle,
-        lambda_identity=settings.lambda_identity, pool_size=settings.pool_size,
-        decay_from=settings.decay_start,  # a share of the run: the last 40% for 0.6
-        num_features=settings.num_features, num_residuals=settings.num_residuals,
-        disc_features=settings.disc_features, generator=settings.generator,
-    )
-
-
-def train_config(settings: DemoSettings, domain_a: PathLike | Sequence[PathLike],
-                 domain_b: PathLike | Sequence[PathLike], out: PathLike, **overrides: Any) -> TrainConfig:
-    """The `utils.train` configuration of a run at `settings`: the chapter's networks and losses.
-
-    `overrides` are further TrainConfig fields (seed, device, minutes, resume, ...) and win;
-    `preset="paper"` (or "chapter") lays a preset between the settings and the overrides.
-    """
-    from utils.train import TrainConfig, preset_options
-
-    preset = overrides.pop("preset", None)
-    if overrides.get("device") is not None:
-        overrides["device"] = str(overrides["device"])
-    its = settings.iterations
-    return TrainConfig(
-        domain_a=domain_a, domain_b=domain_b, out=out,
-        **{**train_options(settings),
-           "checkpoint_every": min(2000, max(1, its // 4)), "sample_every": min(500, max(1, its // 8)),
-           **(preset_options(preset) if preset else {}), **overrides},
-    )
-
-
-# Measured with benchmarks/demo_frontier.py and the throughput runs in benchmarks/README.md
-# (2-core Xeon, torch 2.14 CPU). Why each value differs from the chapter's:
-# * 64 px, generator 16 wide with 4 residual blocks, discriminator (16, 32, 64, 128): on a CPU
-#   an iteration costs roughly pixels x width^2; these sizes train ~23 pairs/s on 2 idle cores
-#   (a 32-wide generator with the chapter's 2x discriminator: ~8-10 pairs/s).
-# * batch 8: 2-5x the pairs per second of batch 1 on a CPU (one big convolution beats eight).
-# * lr 2e-4 (the paper's; the chapter's 1e-5 barely moves in 15 minutes); 5e-4 let the
-#   discriminators win (D loss ~0.01) and the translations fell apart.
-# * discriminator first width = generator width (the chapter's ratio, 64/64): with a 2x wider
-#   one (32) the discriminator loss fell to ~0.04 within 600 iterations and it won.
-# * identity loss 10 (the cycle weight; the paper uses 0.5x): the generators must keep
-#   everything but the hair, which is what PSNR outside the hair measures. At 2,000 iterations
-#   10 beat 20 on all four held-out numbers (0.87 / 21.7 dB and 0.63 / 19.4 dB against
-#   0.83 / 21.2 and 0.50 / 18.8; one run each); 40 stopped the hair from changing.
-# * lr decay over the last 40% (the paper's recipe, shortened): the GAN noise settles; both
-#   directions gained 1-2 dB while it ran in the frontier run (not isolated from more training).
-# * 2,000 faces, 100 per domain held out: enough for 90%+ to mean something on unseen faces.
-# Tried and not better per CPU-minute (a float32 sweep on a GPU standing in for the CPU):
-# 32 or 48 px, 2 residual blocks, a 24-wide generator at
-# 32 px, batch 16, and a copy-only warm-up of the generators.
-# * generator "no_first_norm" (extra code – beyond the chapter): the chapter's generator cannot
-#   see an image's overall colour (its first InstanceNorm removes it), so every output's colour
-#   is a guess. Without that one norm it won on all four held-out numbers for both seeds
-#   (benchmarks/README.md, "A generator that can see colour"); the notebooks keep the chapter's.
-DEMO = DemoSettings(
-    synthetic_count=2000, test_count=100, image_size=64, num_features=16, num_residuals=4,
-    disc_features=(16, 32, 64, 128), batch_size=8, iterations=2000, lr=2e-4, betas=(0.5, 0.999),
-    lambda_cycle=10.0, lambda_identity=10.0, pool_size=0, decay_start=0.6, generator="no_first_norm",
-)
-# Seconds end to end on a CPU: enough to run every step and write every file.
-FAST = DemoSettings(
-    synthetic_count=None, test_count=10, image_size=32, num_features=8, num_residuals=1,
-    disc_features=(8, 16, 32, 64), batch_size=2, iterations=4, lr=2e-4, betas=(0.5, 0.999),
-    lambda_cycle=10.0, lambda_identity=5.0, pool_size=0, decay_start=None, generator=DEMO.generator,
-)
 
 # The demo marks each run folder it makes with this file, and replaces a run folder only if
 # the file is there (and nothing but what `utils.train` writes): a reader's own run in the
@@ -162,14 +72,6 @@ FAST = DemoSettings(
 MARKER = "MADE_BY_DEMO.txt"
 _RUN_FILES = frozenset({"checkpoint.pt", "checkpoint.prev.pt", "checkpoint.damaged.pt", "gen_black.pth",
                         "gen_blond.pth", "history.csv", "samples", MARKER})
-
-
-def settings_for(fast: bool, iterations: int | None = None) -> DemoSettings:
-    """`DEMO` or `FAST`, with the number of iterations overridden when given (and checked)."""
-    settings = FAST if fast else DEMO
-    if iterations is not None:
-        settings = replace(settings, iterations=iterations)
-    return settings
 
 
 def _fresh_run_folder(run: Path) -> None:
@@ -227,15 +129,9 @@ def choose_cpu_threads(config: TrainConfig) -> int:
     Throw-away networks and random batches at the run's sizes: `utils.train.train` seeds itself
     afterwards, so the run's results do not depend on this probe (see `speed.pick_cpu_threads`).
     """
-    from torch import nn
-
-    from utils import speed
-    from utils.ch06util import make_grad_scaler, train_step
-    from utils.train import _build_networks, _build_optimizers
-
     cpu = torch.device("cpu")
-    nets = _build_networks(config, cpu)
-    opt_disc, opt_gen = _build_optimizers(config, nets)
+    nets = build_networks(config, cpu)
+    opt_disc, opt_gen = build_optimizers(config, nets)
     scalers = make_grad_scaler(cpu), make_grad_scaler(cpu)
     A, B = (torch.rand(config.batch_size, 3, config.image_size, config.image_size) * 2 - 1 for _ in "AB")
 
@@ -289,7 +185,6 @@ def run_demo(out: PathLike | None = None, *, minutes: float | None = None, itera
     from utils.evaluate import format_table, score_held_out, write_json
     from utils.runtime import describe, fast_mode, pick_device
     from utils.show import plot_history
-    from utils.train import train
 
     started = time.monotonic()
     fast = fast_mode() if fast is None else fast

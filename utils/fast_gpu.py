@@ -36,6 +36,8 @@ import torch
 from torch import nn
 
 from utils import speed
+from utils.ch06util import default_autocast_dtype, make_grad_scaler, train_step
+from utils.networks import build_networks, build_optimizers
 
 # The CycleGAN paper's learning rate at batch 1 (2e-4): the picked batch keeps its linearly
 # scaled learning rate at or below it, so the chapter's 1e-5 allows batch 16 (1.6e-4).
@@ -80,13 +82,10 @@ def measure_memory(config: Any, device: torch.device) -> tuple[int, int, int]:
     two) and reads the allocator's peaks; the run's own networks are not touched, and the
     random number generators are left as they were (the run's initial weights stay its own).
     """
-    from utils.ch06util import make_grad_scaler, train_step
-    from utils.train import _build_networks, _build_optimizers  # here: utils.train imports this module
-
     def peak(batch: int) -> int:
-        built = _build_networks(config, device)  # the run's networks, generator variant included
+        built = build_networks(config, device)  # the run's networks, generator variant included
         nets = [built[name] for name in ("disc_A", "disc_B", "gen_A", "gen_B")]
-        opt_disc, opt_gen = _build_optimizers(config, built)
+        opt_disc, opt_gen = build_optimizers(config, built)
         dtype = _autocast_dtype(config, device)
         x = torch.zeros(batch, 3, config.image_size, config.image_size, device=device)
         torch.cuda.synchronize(device)
@@ -107,8 +106,6 @@ def measure_memory(config: Any, device: torch.device) -> tuple[int, int, int]:
 
 
 def _autocast_dtype(config: Any, device: torch.device) -> torch.dtype | None:
-    from utils.ch06util import default_autocast_dtype
-
     return default_autocast_dtype(device) if config.mixed_precision else None
 
 

@@ -16,28 +16,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.demo import DEMO, DemoSettings
-from utils.demo import train_config as _train_config
 from utils.paths import REPO_ROOT, files_dir
+from utils.run_loop import train
+from utils.run_state import GEN_BLACK, GEN_BLOND
 from utils.runtime import describe, fast_mode, pick_device
+from utils.settings import BUILTIN, CHAPTER, CHAPTER_FAST, DemoSettings
+from utils.settings import train_config as _train_config
 
-# A notebook's run is described by the same settings type as `make demo` (`DemoSettings`):
+# A notebook's run is described by the same settings type as `make demo` (`RunSettings`):
 # data counts, sizes, optimiser, losses and the iteration budget, turned into a training
-# config in one place (`utils.demo.train_config`).
-
-# The chapter's own settings: what a reader with CelebA and a GPU runs (listings 6.6, 6.7).
-CHAPTER = DemoSettings(
-    synthetic_count=0, test_count=64, image_size=256, num_features=64, num_residuals=9,
-    disc_features=(64, 128, 256, 512), batch_size=1, iterations=48_472, lr=1e-5, betas=(0.5, 0.999),
-    lambda_cycle=10.0, lambda_identity=0.0, pool_size=0, decay_start=None)
-
-# Seconds on a laptop CPU: what CI runs every notebook with (the chapter's settings, tiny sizes).
-FAST = replace(CHAPTER, synthetic_count=40, test_count=4, image_size=32, num_features=8, num_residuals=1,
-               disc_features=(8, 16, 32, 64), iterations=6)
-
-# The built-in faces: exactly what `make demo` trains (see `utils/demo.py` for why each
-# setting differs from the chapter's), so the notebooks and the demo share data and results.
-BUILTIN = replace(DEMO, generator="chapter")  # the notebooks teach the chapter's generator
+# config in one place (`utils.settings.train_config`). The notebooks' recipes (`CHAPTER`,
+# `FAST`, `BUILTIN`) live in `utils.settings` too and are re-exported here.
+FAST = CHAPTER_FAST
 
 
 def run_sizes(real_data: bool, device: torch.device) -> DemoSettings:
@@ -117,7 +107,7 @@ def start(seed: int = 0, drive: bool = False) -> Session:
 def train_config(sizes: DemoSettings, domain_a: Path, domain_b: Path, out: Path, **overrides):
     """A resumable `utils.train.TrainConfig` for these settings: re-running a cell continues the run.
 
-    The same config `make demo` builds (`utils.demo.train_config`), with `resume=True`;
+    The same config `make demo` builds (`utils.settings.train_config`), with `resume=True`;
     `overrides` (lr=..., preset="paper", minutes=...) win.
     """
     return _train_config(sizes, [domain_a], [domain_b], out, **{"resume": True, **overrides})
@@ -126,7 +116,6 @@ def train_config(sizes: DemoSettings, domain_a: Path, domain_b: Path, out: Path,
 def ensure_generators(session: Session, data, sizes: DemoSettings):
     """(gen_A, gen_B) from `files/gen_black.pth` and `gen_blond.pth`; trained first if missing."""
     from utils.checkpoints import load_generator
-    from utils.train import GEN_BLACK, GEN_BLOND, train
 
     paths = session.files / GEN_BLACK, session.files / GEN_BLOND
     if not all(p.is_file() for p in paths):

@@ -46,8 +46,10 @@ from typing import BinaryIO
 import torch
 from tqdm.auto import tqdm
 
-from utils.archive import UnsafeArchiveError
-from utils.archive import _member_parts as member_parts  # the same rules as the data sets' unpack
+from utils.archive import (  # member_parts: the same rules as the data sets' unpack
+    UnsafeArchiveError,
+    member_parts,
+)
 from utils.ch06util import Generator
 from utils.checkpoints import (
     CheckpointError,
