@@ -9,6 +9,7 @@ from torch import nn
 from benchmarks.error_breakdown import breakdown
 from tests.test_evaluate import BLACK, BLOND, SIZE, Tint, write_faces
 from utils import evaluate as ev
+from utils.ch06util import list_images
 
 
 class Shift(nn.Module):
@@ -22,7 +23,7 @@ class Shift(nn.Module):
 def test_error_breakdown_agrees_with_the_scores_and_sees_the_shift(tmp_path, gen):
     test, truth = write_faces(tmp_path, 6, BLACK, BLOND)
     scores = ev.evaluate_direction_with_truth(gen, gen, test, truth, image_size=SIZE)
-    parts = breakdown(gen, ev.list_images(test), truth, SIZE)
+    parts = breakdown(gen, list_images(test), truth, SIZE)
     assert parts["hair_accuracy"] == pytest.approx(scores["hair_accuracy"])
     assert parts["psnr_outside_hair"] == pytest.approx(scores["psnr_outside_hair"], rel=1e-5)
     # the accuracy is both conditions at once, so never above either of them

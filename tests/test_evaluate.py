@@ -13,9 +13,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from utils import domain_metrics
 from utils import evaluate as ev
-from utils.ch06util import Generator
+from utils.ch06util import Generator, list_images
 from utils.checkpoints import CheckpointError, atomic_save
+from utils.inference import load_images
 
 SIZE = 32
 BLACK, BLOND = (20, 20, 20), (230, 200, 120)
@@ -76,9 +78,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 def toy(tmp_path: Path):
     """Six black-haired faces with blond truth, loaded sources and truths in model space."""
     test, truth = write_faces(tmp_path, 6, BLACK, BLOND)
-    sources = ev.list_images(test)
-    src = ev.load_images(sources, SIZE)
-    swapped = ev.load_images([truth / "swapped" / p.name for p in sources], SIZE)
+    sources = list_images(test)
+    src = load_images(sources, SIZE)
+    swapped = load_images([truth / "swapped" / p.name for p in sources], SIZE)
     return test, truth, src, swapped
 
 
@@ -233,7 +235,7 @@ def test_fid_needs_a_local_weights_file(tmp_path):
 def test_fid_without_torch_fidelity_says_how_to_install(tmp_path, monkeypatch):
     weights = tmp_path / ev.INCEPTION_FILE
     torch.save({"fc.weight": torch.zeros(2, 2)}, weights)
-    monkeypatch.setattr(ev, "has_torch_fidelity", lambda: False)
+    monkeypatch.setattr(domain_metrics, "has_torch_fidelity", lambda: False)
     with pytest.raises(ImportError, match=r"pip install \"torch-fidelity>=0.3,<0.4\""):
         ev.load_inception(weights)
 
