@@ -17,39 +17,28 @@ and the first two its inode, so the record is written *before* the files are pla
 the download's numbers, and corrected afterwards where a copy got a new inode: a split cut
 short still knows its files.
 
+The numbers and the JSON file are those of every folder the project writes into
+(`utils.ownership`, the one rule: a command replaces only files it wrote).
+
 A folder without a record (split by an older version) is trusted only where the file is
 the download's own (a hard link to it, or a copy with its size and modification time).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from utils.paths import atomic_write_text
+from utils.ownership import Key, key_of, read_record, same_content_source, write_record
+
+__all__ = ["RECORD_SUFFIX", "Key", "SplitRecord", "key_of", "record_path", "same_content_source"]
 
 RECORD_SUFFIX = ".ch06-split.json"
-_VERSION = 1
 
 
 def record_path(folder: Path) -> Path:
     """The record of `folder`: a hidden file beside it (files/black -> files/.black.ch06-split.json)."""
     return folder.parent / f".{folder.name}{RECORD_SUFFIX}"
-
-Key = str  # "size:mtime_ns:inode" (a string: the record of 48,472 files loads twice as fast)
-
-
-def key_of(stat: os.stat_result) -> Key:
-    """The numbers that identify a placed file: size, modification time (ns) and inode."""
-    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
-
-
-def same_content_source(a: os.stat_result, b: os.stat_result) -> bool:
-    """Whether two files are one (a hard link) or a copy with the same size and time (`copy2`)."""
-    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) and a.st_ino:
-        return True
-    return (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns)
 
 
 class SplitRecord:
@@ -63,12 +52,8 @@ class SplitRecord:
 
     @classmethod
     def load(cls, folder: Path) -> SplitRecord:
-        try:
-            data = json.loads(record_path(folder).read_text(encoding="utf-8"))
-            entries = data["files"]
-            if not all(isinstance(k, str) for k in entries.values()):
-                raise TypeError("not a record of this version")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        entries = read_record(record_path(folder))
+        if entries is None or not all(isinstance(k, str) for k in entries.values()):
             return cls(folder, {}, found=False)  # a damaged record vouches for nothing
         return cls(folder, entries, found=True)
 
@@ -88,15 +73,9 @@ class SplitRecord:
             return
         if not self.entries and not self.found:
             return
-        path = record_path(self.folder)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        body = {
-            "about": f"Written by `python -m utils.prepare split`: the files it placed in "
+        write_record(record_path(self.folder),
+                     f"Written by `python -m utils.prepare split`: the files it placed in "
                      f"{self.folder.name}/ (size:mtime_ns:inode). A re-run removes or replaces only "
-                     "these; keep this file.",
-            "version": _VERSION,
-            "files": dict(sorted(self.entries.items())),
-        }
-        atomic_write_text(path, json.dumps(body, separators=(",", ":")))
+                     "these; keep this file.", self.entries, compact=True)
         self._saved = dict(self.entries)
         self.found = True
