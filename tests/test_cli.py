@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 import pytest
 
@@ -37,6 +38,17 @@ def test_the_messages_name_the_file_and_the_fix():
     assert "not found: files/x.pth" in describe(missing)
     full = describe(OSError(errno.ENOSPC, "No space left on device", "files/run/checkpoint.pt"))
     assert "no space left on files/run/checkpoint.pt" in full and "Free some disk space" in full
+
+
+@pytest.mark.parametrize("code, words", [
+    (errno.ENOTDIR, "a part of this path is a file"), (errno.EISDIR, "it is a folder where a file"),
+    (errno.EEXIST, "already there"), (errno.ELOOP, "symbolic link that leads back to itself"),
+])
+def test_path_errors_say_what_is_wrong_in_words_not_errno(code, words):
+    error = OSError(code, os.strerror(code), "files/run/samples")
+    assert is_user_error(error)
+    line = describe(error)
+    assert line.startswith("files/run/samples: ") and words in line and "Errno" not in line
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):

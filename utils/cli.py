@@ -51,7 +51,7 @@ class SettingError(UserError, ValueError):
 
 # The OS errors that describe the reader's files or machine, not a bug of ours.
 _READER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EEXIST,
-                  errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EDQUOT}
+                  errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EDQUOT, errno.ELOOP}
 
 
 _READER_OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
@@ -76,6 +76,15 @@ def describe(error: BaseException) -> str:
                 "Choose a folder you own, or fix its permissions.")
     if isinstance(error, OSError) and error.errno == errno.ENOENT and error.filename:
         return f"not found: {error.filename}. Check the path."
+    # the raw "[Errno 20] Not a directory: ..." of a path given where the other kind was meant
+    paths = {errno.ENOTDIR: "a part of this path is a file where a folder is needed: give a folder, "
+                            "or move that file",
+             errno.EISDIR: "it is a folder where a file is needed: give the path of a file",
+             errno.EEXIST: "something of that name is already there: choose another name, or move it",
+             errno.ELOOP: "it is a symbolic link that leads back to itself (a loop): remove the link or "
+                          "point it at a real file or folder"}
+    if isinstance(error, OSError) and error.errno in paths and error.filename:
+        return f"{error.filename}: {paths[error.errno]}."
     return " ".join(str(error).split()) or type(error).__name__
 
 

@@ -9,13 +9,31 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from utils.cli import SettingError
+
 REPO_ROOT: Path = Path(__file__).resolve().parent.parent
 
 
+FILES_ENV = "CH06_FILES"
+
+
 def files_dir() -> Path:
-    """The data/checkpoint folder: `$CH06_FILES` if set (e.g. Google Drive on Colab), else `files/`."""
-    override = os.environ.get("CH06_FILES")
-    return Path(override).expanduser().resolve() if override else REPO_ROOT / "files"
+    """The data/checkpoint folder: `$CH06_FILES` if set (e.g. Google Drive on Colab), else `files/`.
+
+    A `CH06_FILES` that is a file (or lies under one) is refused in one line here, before any
+    command meets it as an operating-system error half way through its work."""
+    override = os.environ.get(FILES_ENV, "").strip()
+    if not override:
+        return REPO_ROOT / "files"
+    path = Path(override).expanduser().resolve()
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                where = "is a file" if part == path else f"lies under {part}, which is a file"
+                raise SettingError(f"{FILES_ENV}={override!r} {where}, not a folder: point it at a "
+                                   "folder (it is created if missing), or unset it to use files/.")
+            break
+    return path
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

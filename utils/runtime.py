@@ -7,12 +7,30 @@ import platform
 
 import torch
 
+from utils.cli import SettingError
+
 FAST_ENV = "CH06_FAST"
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+def env_flag(name: str) -> bool:
+    """The on/off switch `$name`: 1/true/yes/on or 0/false/no/off (or unset); anything else is
+    refused in one line rather than silently read as off (`CH06_FAST=maybe`)."""
+    value = os.environ.get(name, "")
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise SettingError(f"{name}={value!r} is not understood: use {name}=1 (on) or {name}=0 (off) "
+                       "(also true/false, yes/no, on/off), or unset it.")
 
 
 def fast_mode() -> bool:
     """True when `CH06_FAST` is set to a true value: tiny data, tiny images, a few iterations."""
-    return os.environ.get(FAST_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(FAST_ENV)
 
 
 def pick_device(preference: str | None = None) -> torch.device:
@@ -34,8 +52,6 @@ def _mps_available() -> bool:
 
 def _checked_device(choice: str, where: str) -> torch.device:
     """`torch.device(choice)`, refused with one clear line when it is misspelt or not on this machine."""
-    from utils.cli import SettingError
-
     try:
         device = torch.device(choice)
     except RuntimeError:
