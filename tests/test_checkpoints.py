@@ -180,3 +180,59 @@ def test_extract_writes_neither_generator_when_one_is_not_a_generator(tmp_path):
     with pytest.raises(ck.CheckpointError):
         ck.extract_generators(tmp_path / "checkpoint.pt")
     assert not (tmp_path / "gen_black.pth").exists() and not (tmp_path / "gen_blond.pth").exists()
+
+
+def _checkpoint_file(path, **extra):
+    gen = Generator(3, 8, 1).state_dict()
+    ck.atomic_save({"format": 1, "gen_A": gen, "gen_B": gen, **extra}, path)
+    return path
+
+
+def test_extract_out_a_file_is_one_line_and_writes_nothing(tmp_path, capsys):
+    checkpoint = _checkpoint_file(tmp_path / "checkpoint.pt")
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    assert ck.main(["extract", str(checkpoint), "--out", str(afile)]) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt is a file, not a folder" in err and "Errno" not in err
+    assert afile.read_text() == "mine" and not (tmp_path / "gen_black.pth").exists()
+
+
+def test_extract_refuses_generators_that_are_not_finite(tmp_path):
+    gen = Generator(3, 8, 1).state_dict()
+    bad = {k: v.clone() for k, v in gen.items()}
+    bad["initial.0.weight"].fill_(float("inf"))
+    ck.atomic_save({"format": 1, "gen_A": gen, "gen_B": bad}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ck.CheckpointError, match=r"\[gen_B\] holds weights that are not finite"):
+        ck.extract_generators(tmp_path / "checkpoint.pt", tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # never half a pair
+
+
+def test_load_generator_refuses_nan_weights_with_what_to_do(tmp_path):
+    state = Generator(3, 8, 1).state_dict()
+    state["res_blocks.0.block.0.conv.0.weight" if "res_blocks.0.block.0.conv.0.weight" in state
+          else next(iter(state))].view(-1)[0] = float("nan")
+    ck.atomic_save(state, tmp_path / "g.pth")
+    with pytest.raises(ck.CheckpointError, match=r"not finite numbers \(NaN or Inf in 1 of .*diverged"):
+        ck.load_generator(tmp_path / "g.pth")
+
+
+@pytest.mark.parametrize("state, words", [
+    ({"format": 9, "gen_A": {}, "gen_B": {}}, "written by a newer version of this code (checkpoint format 9"),
+    ({"format": 1, "gen_A": {}, "gen_B": {}}, "cannot be resumed: it lacks 'pools'"),
+    ({"weights": 1}, "is not a training checkpoint"),
+    ([1, 2], "is not a training checkpoint of utils.train (it holds list)"),
+])
+def test_training_checkpoints_that_cannot_be_resumed_say_why(state, words):
+    with pytest.raises(ck.CheckpointError) as caught:
+        ck.check_training_checkpoint(state, "run/checkpoint.pt", formats=[1], required=["pools"])
+    assert words in str(caught.value)
+
+
+def test_holds_generators_only_for_the_exact_weights(tmp_path):
+    path = _checkpoint_file(tmp_path / "checkpoint.pt", config={"image_size": 48})
+    gen = ck.safe_load(path)["gen_A"]
+    assert ck.holds_generators(path, {"gen_A": gen, "gen_B": gen}) == {"image_size": 48}
+    other = {k: v + 1 for k, v in gen.items()}
+    assert ck.holds_generators(path, {"gen_A": gen, "gen_B": other}) is None
+    assert ck.holds_generators(tmp_path / "none.pt", {"gen_A": gen}) is None

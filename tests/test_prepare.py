@@ -737,3 +737,119 @@ def test_regenerating_the_builtin_faces_never_deletes_a_readers_files(tmp_path, 
     (tmp_path / "synthetic" / ".black.ch06-split.json").unlink()  # as split by an older version
     ensure_data("celeba", tmp_path, synthetic_count=16, test_count=2)
     assert len(calls) == 2 and len(names(tmp_path / "synthetic" / "black")) == 8 - 2
+
+
+# --------------------------------------------------------------------------- issue 22: CSV ids, locks, zips
+def _rewrite_csv(root: Path, change) -> None:
+    frame = pd.read_csv(root / "list_attr_celeba.csv", dtype={"image_id": str})
+    change(frame).to_csv(root / "list_attr_celeba.csv", index=False)
+
+
+def test_an_id_listed_twice_is_refused_naming_its_lines_and_nothing_is_placed(celeba, capsys):
+    root, expected = celeba
+
+    def twice(frame):  # the same face once as black, once as blond
+        extra = frame[frame["image_id"] == expected["black"][0]].assign(Black_Hair=-1, Blond_Hair=1)
+        return pd.concat([frame, extra], ignore_index=True)
+
+    _rewrite_csv(root, twice)
+    assert prepare.main(["split", "celeba", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert f"image_id '{expected['black'][0]}' is listed 2 times (lines " in err and "listed once" in err
+    assert not (root / "black").exists() and not (root / "blond").exists()
+
+
+def test_ids_without_jpg_are_named_not_called_an_incomplete_download(celeba, capsys):
+    root, _ = celeba
+    _rewrite_csv(root, lambda f: f.assign(image_id=f["image_id"].str.removesuffix(".jpg")))
+    assert prepare.main(["split", "celeba", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "19 image_id value(s) are not file names (e.g. '" in err and "'000001.jpg'" in err
+    assert "re-saved by a spreadsheet" in err and "incomplete" not in err
+    assert not (root / "black").exists()
+
+
+HOLDER = ("import sys; from utils.locks import hold\n"
+          "with hold(sys.argv[1], 'split', advice='x'):\n print('held', flush=True); sys.stdin.read()")
+
+
+def _holder(folder: Path):
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], text=True, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_split_while_another_process_splits_the_same_folder_is_refused(celeba, capsys):
+    root, _ = celeba
+    holder = _holder(root)
+    try:
+        assert prepare.main(["split", "celeba", "--root", str(root)]) == 2
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    err = capsys.readouterr().err
+    assert f"{root} is in use by process {holder.pid} (python -c " in err and "run this split again" in err
+    assert not (root / "black").exists() and not list(root.glob(".*.ch06-split.json"))
+    assert split_celeba(root).counts["black"] == 10  # and afterwards it works
+
+
+def test_ensure_data_refuses_while_another_process_holds_the_builtin_faces(tmp_path, monkeypatch):
+    _fake_synthetic(monkeypatch)
+    holder = _holder(tmp_path / "synthetic")
+    try:
+        with pytest.raises(prepare.UserError, match=rf"in use by process {holder.pid} "):
+            ensure_data("celeba", tmp_path, synthetic_count=12, test_count=2)
+        assert names(tmp_path / "synthetic") == []  # nothing generated under the other's feet
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_two_splits_at_once_leave_one_consistent_split(celeba):
+    """Two real processes split one folder at the same moment: one may be refused, none corrupts
+    the record (a third split then finds every face its own, nothing foreign)."""
+    import subprocess
+
+    root, expected = celeba
+    command = [sys.executable, "-m", "utils.prepare", "split", "celeba", "--root", str(root),
+               "--test-count", "2"]
+    procs = [subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    for proc in procs:
+        proc.stdout.close()
+        proc.stderr.close()
+    assert all(code == 0 or (code == 2 and "is in use by process" in err) for code, err in results), results
+    assert any(code == 0 for code, _ in results)
+    again = split_celeba(root, test_count=2)
+    assert not any(again.foreign.values()) and again.linked == 0 and again.skipped == 15
+    assert names(root / "black") == expected["black"][:-2]
+
+
+def test_unpack_a_zip_inside_the_zip_says_so(tmp_path, capsys):
+    inner = make_zip(tmp_path / "archive.zip", {"list_attr_celeba.csv": b"image_id\n"}).read_bytes()
+    outer = make_zip(tmp_path / "outer.zip", {"archive.zip": inner})
+    assert prepare.main(["unpack", str(outer), "--root", str(tmp_path / "files")]) == 2
+    err = capsys.readouterr().err
+    assert "holds another zip (archive.zip) instead of the data set: it was zipped twice" in err
+
+
+def test_unpack_two_members_with_one_name_is_refused(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it writes
+        archive = make_zip(tmp_path / "a.zip", {"train.csv": b"id,glasses\n1,1\n"})
+        with zipfile.ZipFile(archive, "a") as more:
+            more.writestr("train.csv", b"id,glasses\n1,0\n")
+    with pytest.raises(UnsafeArchiveError, match="holds two files named 'train.csv'.*nothing was extracted"):
+        safe_extract(archive, tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+def test_unpack_a_folder_instead_of_the_zip_is_named(tmp_path, capsys):
+    assert prepare.main(["unpack", str(tmp_path), "--root", str(tmp_path / "files")]) == 2
+    assert "is a folder, not a zip file" in capsys.readouterr().err

@@ -28,6 +28,9 @@ import torch
 from utils import published as pub
 from utils.ch06util import Generator
 from utils.checkpoints import CheckpointError
+from utils.locks import FolderBusyError, lock_path
+from utils.ownership import RECORD as OWNED
+from utils.ownership import OwnedFiles
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Moved</title></head><body>This page has moved.</body></html>"
 
@@ -111,6 +114,7 @@ def site(tmp_path_factory):
     _zip(root / "escape.zip", {"../gen_black.pth": small, "gen_blond.pth": small})
     _zip(root / "nothing.zip", {"hair/notes.txt": b"no weights here"})
     _zip(root / "twice.zip", {"a/gen_black.pth": small, "b/gen_black.pth": small, "gen_blond.pth": small})
+    _zip(root / "double.zip", {"hair.zip": (root / "nothing.zip").read_bytes()})  # a zip zipped again
     with zipfile.ZipFile(root / "bomb.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         with archive.open("hair/gen_black.pth", "w", force_zip64=True) as member:
             for _ in range(pub.MAX_MEMBER_BYTES // (1 << 20) + 10):  # 210 MB of zeros: ~0.2 MB zipped
@@ -175,7 +179,9 @@ def _no_env(monkeypatch):
 def _assert_published(folder: Path, site) -> None:
     assert (folder / "gen_black.pth").read_bytes() == site["black"]
     assert (folder / "gen_blond.pth").read_bytes() == site["blond"]
-    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no temporary left
+    hidden = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert hidden == [OWNED]  # no temporary left; the record of what the fetch placed
+    assert OwnedFiles.load(folder).owner("gen_black.pth") == pub.OWNER
     assert pub.published_in_place(folder)
 
 
@@ -192,7 +198,7 @@ def test_every_kind_of_address_places_both_generators(how, site, tmp_path, monke
     placed = pub.fetch_published_generators(source, dest, progress=False)
     assert placed == [dest / "gen_black.pth", dest / "gen_blond.pth"]
     _assert_published(dest, site)
-    assert sorted(p.name for p in dest.iterdir()) == ["gen_black.pth", "gen_blond.pth", pub.RECORD]
+    assert sorted(p.name for p in dest.iterdir()) == [OWNED, "gen_black.pth", "gen_blond.pth", pub.RECORD]
 
 
 def test_the_placed_files_load_strictly_into_the_chapters_generator(site, tmp_path):
@@ -204,17 +210,52 @@ def test_the_placed_files_load_strictly_into_the_chapters_generator(site, tmp_pa
                                                       weights_only=True)["last.bias"])
 
 
-def test_a_fetch_killed_mid_download_leaves_nothing_behind_the_next_time(site, tmp_path):
-    """A hard kill skips the clean-up: the next fetch removes the old staging folder (an hour
-    old), but not a younger one, which may belong to a fetch still running."""
-    old, young = tmp_path / f"{pub.STAGING_PREFIX}crashed", tmp_path / f"{pub.STAGING_PREFIX}running"
-    for folder in (old, young):
-        folder.mkdir()
-        (folder / "gen_black.pth").write_bytes(b"half a download")
-    hours_ago = time.time() - 2 * pub.STALE_STAGING_SECONDS
-    os.utime(old, (hours_ago, hours_ago))
+def _killed_fetch_and_a_readers_backup(folder: Path) -> tuple[Path, Path]:
+    """What a fetch killed mid-download leaves (its staging folder, with its mark inside) and a
+    reader's own folder whose name starts the same way (no mark): both over an hour old."""
+    killed, backup = folder / f"{pub.STAGING_PREFIX}k1l2d", folder / f"{pub.STAGING_PREFIX}backup"
+    for made in (killed, backup):
+        made.mkdir(parents=True)
+        (made / "gen_black.pth").write_bytes(b"half a download" if made == killed else b"my backup")
+        hours_ago = time.time() - 7200
+        os.utime(made, (hours_ago, hours_ago))
+    (killed / pub.STAGING_MARK).write_text("")
+    return killed, backup
+
+
+def test_a_successful_fetch_removes_what_a_killed_fetch_left_and_nothing_of_the_readers(site, tmp_path,
+                                                                                          capsys):
+    killed, backup = _killed_fetch_and_a_readers_backup(tmp_path)
     pub.fetch_published_generators(str(site["root"] / "hair.zip"), tmp_path, progress=False)
-    assert not old.exists() and (young / "gen_black.pth").read_bytes() == b"half a download"
+    assert not killed.exists() and (backup / "gen_black.pth").read_bytes() == b"my backup"
+    assert "Removed 1 unfinished download folder(s)" in capsys.readouterr().out
+
+
+def test_a_failed_fetch_that_says_nothing_changed_changed_nothing(site, own):
+    _killed_fetch_and_a_readers_backup(own)
+    before = _snapshot(own)
+    with pytest.raises(pub.FetchError, match="Nothing in .* was changed"):
+        pub.fetch_published_generators(f"{site['url']}/page.zip", own, force=True, progress=False)
+    assert _snapshot(own) == before
+
+
+def test_a_fetch_into_a_folder_another_process_writes_is_refused(site, tmp_path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from utils.locks import hold\n"
+         "with hold(sys.argv[1], 'output', advice='x'):\n print('held', flush=True); sys.stdin.read()",
+         str(tmp_path)], cwd=Path(__file__).resolve().parent.parent, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusyError, match=rf"in use by process {holder.pid} "):
+            pub.fetch_published_generators(str(site["root"] / "hair.zip"), tmp_path, progress=False)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [lock_path(tmp_path, "output").name]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
 
 
 def test_a_second_run_downloads_nothing(site, tmp_path, capsys):
@@ -258,7 +299,8 @@ FAILURES = {  # address (under the server) -> what the message must say
     "/bomb.zip": r"far larger than a generator .*zip bomb",
     "/huge.zip": r"announces 50000 MB",
     "/nothing.zip": r"holds no gen_black\.pth \(it holds hair/notes\.txt\): not the chapter's",
-    "/twice.zip": r"holds 2 files named gen_black\.pth",
+    "/twice.zip": r"holds 2 files named gen_black\.pth \(a/gen_black\.pth, b/gen_black\.pth\): which one",
+    "/double.zip": r"holds another zip \(hair\.zip\) instead of gen_black\.pth: it was zipped twice",
     "/htmlfolder/": r"gen_black\.pth from .*web page \(HTML\)",
     "/half/": r"gen_blond\.pth answered HTTP 404",  # the first file was fine: still nothing placed
 }
@@ -277,6 +319,7 @@ def test_a_bad_answer_says_what_and_how_and_changes_nothing(path, site, own):
     assert "By hand: download" in message and "gen_black.pth and gen_blond.pth in" in message
     assert "--url path/to/hair.zip" in message
     assert "weights_only=False" not in message and ".published-" not in message  # no temporary file
+    assert "FetchError" not in message  # what is wrong, not "damaged or unreadable (FetchError: ...)"
     assert _snapshot(own) == before
     assert not site["marker"].exists()  # the pickle's code never ran
 

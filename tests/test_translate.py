@@ -124,6 +124,77 @@ def test_command_never_overwrites_the_photo(tmp_path, sideways_astronaut, capsys
     assert sideways_astronaut.read_bytes() == before
 
 
+def _small_photo(path):
+    Image.fromarray(np.full((40, 30, 3), 128, np.uint8)).save(path)
+    return path
+
+
+def test_command_refuses_a_readers_file_under_the_out_name_before_any_work(tmp_path, capsys):
+    photo = _small_photo(tmp_path / "me.png")
+    mine = tmp_path / "result.png"
+    mine.write_bytes(b"my own picture")
+    assert tr.main([str(photo), "--to", "black", "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "result.png, which this command did not write" in err and "--force" in err
+    assert mine.read_bytes() == b"my own picture"
+
+
+def test_command_out_a_folder_or_under_a_file_is_one_line(tmp_path, capsys):
+    photo = _small_photo(tmp_path / "me.png")
+    (tmp_path / "dir.png").mkdir()
+    assert tr.main([str(photo), "--to", "black", "--out", str(tmp_path / "dir.png")]) == 2
+    assert "is a folder: give the name of a file" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert tr.main([str(photo), "--to", "black", "--out", str(tmp_path / "afile" / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "afile is a file, not a folder" in err and "Errno" not in err
+
+
+@pytest.mark.parametrize("device, words", [("gpu", "is not a device"), ("cuda:7", "no such device")])
+def test_command_checks_the_device_like_every_other_command(tmp_path, capsys, device, words):
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has eight GPUs")
+    photo = _small_photo(tmp_path / "me.png")
+    assert tr.main([str(photo), "--to", "black", "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_command_a_header_claiming_a_giant_picture_is_one_line(tmp_path, capsys):
+    """A PNG whose header says 20000×20000 (a decompression bomb): refused, no traceback."""
+    import struct
+    import zlib
+
+    path = _small_photo(tmp_path / "bomb.png")
+    data = bytearray(path.read_bytes())
+    ihdr = bytearray(data[16:29])
+    ihdr[0:8] = struct.pack(">II", 20000, 20000)
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)))
+    path.write_bytes(bytes(data))
+    assert tr.main([str(path), "--to", "black"]) == 2
+    err = capsys.readouterr().err
+    assert "too large to decode safely" in err and "Traceback" not in err
+
+
+def test_generators_with_nan_weights_are_refused_not_run(tmp_path):
+    folder = write_pair(tmp_path / "run", trained_at=32)
+    state = torch.load(folder / "gen_blond.pth", weights_only=True)
+    state["initial.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, folder / "gen_blond.pth")
+    with pytest.raises(UserError, match=r"gen_blond.pth holds weights that are not finite.*initial.0.weight"):
+        tr.pick_generators(weights=folder)
+
+
+def test_a_checkpoint_whose_other_generator_differs_does_not_give_the_size(tmp_path):
+    """Only a checkpoint holding both generators vouches for their training size."""
+    write_pair(tmp_path, trained_at=48, seed=0)
+    torch.manual_seed(5)
+    torch.save(Generator(3, *SMALL).state_dict(), tmp_path / "gen_blond.pth")  # one file replaced
+    gens = tr.pick_generators(tmp_path, default_size=64)
+    assert gens.image_size == 64 and "unknown training" in gens.description
+
+
 # ----------------------------------------------------------------------------- notebook helpers
 class FakeUpload:
     """What `ipywidgets.FileUpload().value` holds after a choice (8.x: a tuple of dicts)."""

@@ -67,11 +67,17 @@ def safe_extract(zip_path: PathLike, target: PathLike) -> list[Path]:
     written = []
     with archive:
         members = []
+        seen: set[tuple[str, ...]] = set()
         for info in archive.infolist():
             try:
                 parts = member_parts(info)
             except UnsafeArchiveError as err:
                 raise UnsafeArchiveError(f"{zip_path}: {err}; nothing was extracted.") from None
+            if parts and not info.is_dir() and parts in seen:  # the second would overwrite the first
+                raise UnsafeArchiveError(f"{zip_path} holds two files named {'/'.join(parts)!r}: which "
+                                         "one is meant is unclear, so nothing was extracted. Download "
+                                         "the archive again.")
+            seen.add(parts)
             if parts:
                 dest = target.joinpath(*parts)
                 if not dest.resolve().is_relative_to(base):
@@ -153,6 +159,9 @@ def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None
     `kind` is guessed from the archive's CSV when not given. Returns `root`.
     """
     zip_path, root = Path(zip_path), Path(root) if root is not None else files_dir()
+    if zip_path.is_dir():
+        raise DataLayoutError(f"{zip_path} is a folder, not a zip file: give the path of the zip you "
+                              "downloaded (Kaggle names it archive.zip).")
     if not zip_path.is_file():
         raise FileNotFoundError(f"{zip_path} does not exist: check the path of the zip you downloaded "
                                 "(Kaggle names it archive.zip).")
@@ -164,6 +173,11 @@ def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None
         specs = [dataset_spec(kind)] if kind else list(DATASETS.values())
         spec = next((s for s in specs if find_dataset_root(extracted, s)), None)
         if spec is None:
+            inner = sorted(str(p.relative_to(extracted)) for p in extracted.rglob("*.zip"))
+            if inner:
+                raise DataLayoutError(f"{zip_path} holds another zip ({inner[0]}) instead of the data "
+                                      "set: it was zipped twice. Unzip it once, then unpack the zip "
+                                      "inside: python -m utils.prepare unpack PATH/TO/THAT.zip")
             raise DataLayoutError(f"{zip_path} holds neither {' nor '.join(s.csv for s in specs)}: "
                                   f"is it the right Kaggle archive ({', '.join(s.url for s in specs)})?")
         if not layout_problems(spec.kind, root):

@@ -13,7 +13,7 @@ import pickle
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from torch import nn
 
 from utils.ch06util import Generator, generator_variant
 from utils.cli import UserError, command
+from utils.ownership import OwnedFiles, output_folder
 
 PathLike = str | os.PathLike
+OWNER = "utils.checkpoints"  # how the files it writes are marked (utils.ownership)
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -206,7 +208,29 @@ def load_generator(path: PathLike, device: Any = "cpu", num_features: int | None
         num_residuals = num_residuals if num_residuals is not None else found[1]
     gen = Generator(img_channels=3, num_features=num_features, num_residuals=num_residuals, variant=variant)
     load_state_dict_checked(gen, state, path)
+    check_finite(state, path)
     return gen.to(device).eval()
+
+
+def not_finite(state: Mapping[str, Any]) -> list[str]:
+    """The names of the floating-point tensors of a state_dict that hold a NaN or an infinity."""
+    return [name for name, value in state.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())]
+
+
+def check_finite(state: Mapping[str, Any], source: PathLike) -> None:
+    """Refuse weights with NaN or Inf in them: a diverged run (or an overflowing float16 step)
+    saves such files, and a generator made of them turns every picture black or into noise
+    while reporting success."""
+    bad = not_finite(state)
+    if bad:
+        tensors = sum(isinstance(v, torch.Tensor) for v in state.values())
+        raise CheckpointError(
+            f"{source} holds weights that are not finite numbers (NaN or Inf in {len(bad)} of {tensors} "
+            f"tensors, e.g. {bad[0]}): the run that saved them diverged. Use an earlier save (a run's "
+            "checkpoint.prev.pt: `python -m utils.checkpoints extract FILE --out FOLDER`) or train "
+            "again (a lower --lr; --no-mixed-precision rules float16 out).")
 
 
 # extra code – a training checkpoint given where a generator is expected
@@ -228,6 +252,70 @@ def _training_checkpoint_message(path: PathLike) -> str:
             f"are missing, write them with `python -m utils.checkpoints extract {path}`.")
 
 
+def check_training_checkpoint(state: Any, path: PathLike, *, formats: Sequence[int],
+                              required: Sequence[str]) -> None:
+    """Refuse a `utils.train` checkpoint this code cannot resume, saying why in the reader's terms:
+    not a training checkpoint at all, written by a newer version (its `format` is above every one
+    of `formats`, those this code reads), or lacking some of the `required` entries (cut short,
+    or edited)."""
+    if not isinstance(state, dict) or not ("format" in state or is_training_checkpoint(state)):
+        what = type(state).__name__ if not isinstance(state, dict) else "other entries"
+        raise CheckpointError(f"{path} is not a training checkpoint of utils.train (it holds {what}): "
+                              "move it out of the run folder, or start the run in another --out folder.")
+    found = state.get("format")
+    if isinstance(found, int) and not isinstance(found, bool) and found > max(formats):
+        raise CheckpointError(f"{path} was written by a newer version of this code (checkpoint format "
+                              f"{found}; this one reads up to {max(formats)}): update the repository "
+                              "(`git pull`) to resume it. Its generators can be taken out with "
+                              "`python -m utils.checkpoints extract`.")
+    missing = [key for key in required if key not in state]
+    if found not in formats or missing:
+        what = (f"it lacks {', '.join(repr(k) for k in missing)}" if missing
+                else f"its format is {found!r}, not one of {list(formats)}")
+        raise CheckpointError(f"{path} cannot be resumed: {what} (written by another program, or an "
+                              "edited or damaged file). Start afresh in another --out folder; its "
+                              "generators may still be taken out with `python -m utils.checkpoints extract`.")
+
+
+def holds_generators(checkpoint: PathLike, generators: Mapping[str, Mapping[str, torch.Tensor]]
+                     ) -> dict[str, Any] | None:
+    """The `config` record of `checkpoint` when it is a `utils.train` checkpoint whose generators
+    are exactly `generators` ("gen_A" / "gen_B" -> state_dict); None otherwise.
+
+    Whatever a run recorded (its image size, say) describes only the generators it made: after
+    `make weights --force` over a trained run, or a pair copied in from elsewhere, the checkpoint
+    beside the generators is another model's, and its record must not be applied to them.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        state = safe_load(path, mmap=True)  # only the tensors compared are read
+    except CheckpointError:
+        return None
+    if not is_training_checkpoint(state):
+        return None
+    for key, weights in generators.items():
+        saved = state.get(key)
+        if not isinstance(saved, dict) or saved.keys() != weights.keys():
+            return None
+        for name, value in weights.items():
+            theirs = saved[name]
+            if not (isinstance(theirs, torch.Tensor) and isinstance(value, torch.Tensor)
+                    and theirs.shape == value.shape and torch.equal(theirs, value.detach().cpu())):
+                return None
+    config = state.get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def trained_image_size(checkpoint: PathLike, generators: Mapping[str, nn.Module]) -> int | None:
+    """The image size recorded in `checkpoint` if that run made `generators` ("gen_A" / "gen_B"
+    -> the loaded networks), else None (see `holds_generators`)."""
+    config = holds_generators(checkpoint, {k: g.state_dict() for k, g in generators.items()})
+    size = (config or {}).get("image_size")
+    return int(size) if isinstance(size, int) and not isinstance(size, bool) else None
+
+
 def extract_generators(checkpoint: PathLike, out: PathLike | None = None, *, force: bool = False
                        ) -> list[Path]:
     """Write `gen_black.pth` / `gen_blond.pth` (state_dicts) from a training `checkpoint.pt`.
@@ -236,7 +324,7 @@ def extract_generators(checkpoint: PathLike, out: PathLike | None = None, *, for
     `force`, so a newer pair saved by the run is never replaced by an older checkpoint's.
     """
     checkpoint = Path(checkpoint)
-    out = Path(out) if out is not None else checkpoint.parent
+    out = output_folder(out, "--out", create=False) if out is not None else checkpoint.parent
     state = safe_load(checkpoint)
     if not is_training_checkpoint(state):
         raise CheckpointError(f"{checkpoint} is not a training checkpoint of utils.train (it has no "
@@ -250,8 +338,13 @@ def extract_generators(checkpoint: PathLike, out: PathLike | None = None, *, for
                               f"checkpoint's generators, or --out another folder.")
     for key in targets:  # both checked before either is written: never half a pair
         generator_shape(state[key])  # a clear error if it is not a Generator's state_dict
+        check_finite(state[key], f"{checkpoint} [{key}]")
+    output_folder(out, "--out")
+    record = OwnedFiles.load(out)
     for key, target in targets.items():
         atomic_save(state[key], target)
+        record.claim(target.name, OWNER)
+    record.save()
     return list(targets.values())
 
 

@@ -19,10 +19,12 @@ is damaged: both are `UserError`s, so a command line prints one line (`utils.cli
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -85,17 +87,32 @@ def _shrink(image: Image.Image, max_side: int | None) -> Image.Image:
     return image.reduce(factor) if factor > 1 else image
 
 
+@contextlib.contextmanager
+def _opened(source, label: str) -> Iterator[Image.Image]:
+    """`Image.open(source)`: the one way every picture is opened, so that each failure a reader's
+    file can cause is one clear error whichever path the picture takes (its size read from the
+    header, or decoded): not found, not an image, damaged, or too large to decode safely (a
+    header that claims 20000×20000 pixels: PIL's `DecompressionBombError`)."""
+    try:
+        with Image.open(source) as image, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield image
+    except PermissionError:
+        raise  # the reader's file system, not the picture: utils.cli says so in one line
+    except Image.DecompressionBombError as error:
+        raise NotAnImageError(
+            f"{label} is too large to decode safely ({error}) — shrink it below 100 megapixels "
+            "first (any image editor).") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise _not_an_image(label, error) from error
+
+
 def picture_size(path: PathLike) -> tuple[int, int]:
     """(width, height) of a picture as the reader sees it (EXIF rotation applied), header only."""
     path = _check_path(path)
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # Orientation: 90° turns
-    except PermissionError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise _not_an_image(path, error) from error
+    with _opened(path, str(path)) as image:
+        width, height = image.size
+        turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # Orientation: 90° turns
     return (height, width) if turned else (width, height)
 
 
@@ -106,23 +123,13 @@ def _not_an_image(path: Path | str, error: BaseException) -> NotAnImageError:
 
 
 def _decode(source, label: str, max_side: int | None) -> Image.Image:
-    try:
-        with Image.open(source) as image, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            if max_side is not None and image.format == "JPEG":
-                longest = max(image.size)  # the same side before and after an EXIF turn
-                image.draft("RGB", tuple(max(1, side * max_side // longest) for side in image.size))
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-            return _shrink(to_rgb(upright), max_side)
-    except PermissionError:
-        raise  # the reader's file system, not the picture: utils.cli says so in one line
-    except Image.DecompressionBombError as error:
-        raise NotAnImageError(
-            f"{label} is too large to decode safely ({error}) — shrink it below 100 megapixels "
-            "first (any image editor).") from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise _not_an_image(label, error) from error
+    with _opened(source, label) as image:
+        if max_side is not None and image.format == "JPEG":
+            longest = max(image.size)  # the same side before and after an EXIF turn
+            image.draft("RGB", tuple(max(1, side * max_side // longest) for side in image.size))
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        return _shrink(to_rgb(upright), max_side)
 
 
 def read_photo(path: PathLike, max_side: int | None = None) -> Image.Image:

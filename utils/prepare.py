@@ -62,6 +62,7 @@ from utils.datasets import (
     manual_steps,
 )
 from utils.kaggle import download
+from utils.locks import carry, hold, lock_path
 from utils.paths import files_dir
 from utils.split_record import SplitRecord, same_content_source
 
@@ -112,6 +113,7 @@ def _read_label_csv(spec: DatasetSpec, root: Path, allowed: set[int]) -> pd.Data
     if bad_ids.any():
         raise CSVFormatError(f"{path}: {int(bad_ids.sum())} row(s) have an empty or path-like "
                              f"{spec.id_column} (e.g. {ids[bad_ids].head(3).tolist()}).")
+    _check_ids(spec, path, ids)
     for column in spec.label_columns:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = ~values.isin(sorted(allowed))
@@ -121,6 +123,31 @@ def _read_label_csv(spec: DatasetSpec, root: Path, allowed: set[int]) -> pd.Data
                                  f"{int(bad.sum())} row(s) do not (e.g. {examples}).")
         frame[column] = values.astype(np.int8)
     return frame
+
+
+def _check_ids(spec: DatasetSpec, path: Path, ids: pd.Series) -> None:
+    """Refuse an id listed twice (its face could land in both folders, and a test face in
+    training) and CelebA ids that are not file names (a spreadsheet's re-save dropped `.jpg`:
+    not one face would be found), naming the lines."""
+    repeated = ids[ids.duplicated(keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        lines = [int(i) + 2 for i in ids.index[ids == first]]  # +2: the header, and lines count from 1
+        others = repeated.nunique() - 1
+        raise CSVFormatError(
+            f"{path}: {spec.id_column} {first!r} is listed {len(lines)} times (lines "
+            f"{', '.join(map(str, lines))}){f', and {others:,} more id(s) too' if others else ''}: each "
+            "face must be listed once (else it could land in both folders). Remove the extra lines, or "
+            f"download the file again ({spec.url}).")
+    if spec is CELEBA:
+        bare = ~ids.str.lower().str.endswith(".jpg")
+        if bare.any():
+            example = ids[bare].iloc[0]
+            raise CSVFormatError(
+                f"{path}: {int(bare.sum()):,} {spec.id_column} value(s) are not file names (e.g. "
+                f"{example!r} on line {int(ids.index[bare][0]) + 2}; CelebA's list names the images, "
+                f"e.g. '000001.jpg'), so no face would be found. Was it re-saved by a spreadsheet? "
+                f"Download list_attr_celeba.csv again ({spec.url}).")
 
 
 def read_celeba_attributes(root: PathLike) -> pd.DataFrame:
@@ -408,6 +435,14 @@ def _split(spec: DatasetSpec, root: Path, selection: dict[str, list[str]], known
     image_dir = root / spec.image_dir
     if not image_dir.is_dir():
         raise _missing_data_error(spec, root, layout_problems(spec.kind, root))
+    with hold(out_dir, "split", advice="run this split again once it is done"):
+        return _split_locked(spec, root, selection, known, out_dir, test_dir, test_count, move, flipped)
+
+
+def _split_locked(spec: DatasetSpec, root: Path, selection: dict[str, list[str]], known: set[str],
+                  out_dir: Path, test_dir: Path, test_count: int, move: bool, flipped: int) -> SplitReport:
+    """`_split` while this process holds the split's lock: one split per folder at a time."""
+    image_dir = root / spec.image_dir
     folders = {d: out_dir / d for d in selection}
     test_folders = {d: test_dir / d for d in selection}
     for folder in (*folders.values(), *test_folders.values()):
@@ -521,7 +556,10 @@ def _refuse_if_readers_files(folder: Path, kind: str, wanted: dict) -> None:
 
 
 def _ensure_synthetic(kind: str, folder: Path, count: int, seed: int) -> None:
-    """Generate the synthetic faces into `folder` unless a complete generation is there."""
+    """Generate the synthetic faces into `folder` unless a complete generation is there.
+
+    Called with the folder's split lock held (`ensure_data`): the lock file travels into the
+    new generation before it replaces the old one, so the folder is never unlocked meanwhile."""
     marker = folder / SYNTHETIC_MARKER
     wanted = {"kind": kind, "count": count, "seed": seed}
     try:
@@ -540,6 +578,9 @@ def _ensure_synthetic(kind: str, folder: Path, count: int, seed: int) -> None:
         print(f"Generating {count:,} synthetic {kind} faces in {folder} ...")
         make(staging, count, seed=seed)
         (staging / SYNTHETIC_MARKER).write_text(json.dumps(wanted), encoding="utf-8")
+        lock = lock_path(folder, "split")
+        if lock.exists():
+            carry(lock, staging)
         if folder.exists():  # an interrupted or different generation: ours to replace
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}-old-", dir=folder.parent))
             os.replace(folder, old / folder.name)
@@ -564,21 +605,23 @@ def ensure_data(kind: str = "celeba", root: PathLike | None = None, *, synthetic
     # an image folder emptied by an earlier `split --move` still counts: its faces are split
     real = (root / spec.csv).is_file() and (root / spec.image_dir).is_dir()
     split = split_celeba if kind == "celeba" else split_glasses
-    if real:
-        print(f"Using the real {spec.title} download in {root}.")
-        data_root, truth = root, None
-    else:
-        if synthetic_count is None:
-            from utils.runtime import fast_mode
+    data_root = root if real else root / spec.synthetic_dir
+    # one lock over generating and splitting: two notebooks (or one and `make demo`) take turns
+    with hold(data_root, "split", advice="run this again once it is done"):
+        if real:
+            print(f"Using the real {spec.title} download in {root}.")
+            truth = None
+        else:
+            if synthetic_count is None:
+                from utils.runtime import fast_mode  # here: the split alone never imports torch
 
-            synthetic_count = 200 if fast_mode() else 1000
-        data_root = root / spec.synthetic_dir
-        _ensure_synthetic(kind, data_root, synthetic_count, seed)
-        truth = data_root / "ground_truth" / kind
-        print(f"Using the built-in synthetic faces in {data_root}: no {spec.title} download found in "
-              f"{root} ({'; '.join(problems)}). To use the real data: "
-              f"`python -m utils.prepare download {kind} --root {root}` (notebook 01 explains).")
-    report = split(data_root, test_count=test_count)
+                synthetic_count = 200 if fast_mode() else 1000
+            _ensure_synthetic(kind, data_root, synthetic_count, seed)
+            truth = data_root / "ground_truth" / kind
+            print(f"Using the built-in synthetic faces in {data_root}: no {spec.title} download found in "
+                  f"{root} ({'; '.join(problems)}). To use the real data: "
+                  f"`python -m utils.prepare download {kind} --root {root}` (notebook 01 explains).")
+        report = split(data_root, test_count=test_count)
     domain_A, domain_B = report.folders.values()
     test_A, test_B = report.test_folders.values() if report.test_folders else (None, None)
     return DataChoice(real=real, root=data_root, domain_A=domain_A, domain_B=domain_B,

@@ -14,7 +14,11 @@ those steps, treating what comes back as untrusted:
 * each file is loaded with `weights_only=True` (pickled code never runs) and strictly into
   the chapter's `Generator(3, 64, 9)`; only when both pass are both renamed into place;
 * a reader's own `gen_black.pth` / `gen_blond.pth` are never replaced unless `force=True`
-  (`--force`); any failure leaves the target folder exactly as it was.
+  (`--force`); any failure leaves the target folder exactly as it was;
+* it holds the folder's lock (`utils.locks`) while it works, so it never writes into a folder
+  a training run is writing, and marks what it placed as its own (`utils.ownership`); the
+  unfinished download folders of a fetch that was killed are removed by the next successful
+  one, and only those (each carries the fetch's mark inside).
 
 The address is `PUBLISHED_WEIGHTS_URL` (the chapter's); `$CH06_WEIGHTS_URL` or `--url`
 replaces it with another zip URL, a folder URL holding the two files, a `file://` URL or a
@@ -56,9 +60,12 @@ from utils.checkpoints import (
     PathLike,
     load_state_dict_checked,
     looks_like_html,
+    not_finite,
     unreadable_reason,
 )
 from utils.cli import SettingError, command
+from utils.locks import hold
+from utils.ownership import OwnedFiles, output_folder
 from utils.paths import atomic_write_text, files_dir
 
 PUBLISHED_FILES = ("gen_black.pth", "gen_blond.pth")  # the chapter's names, placed in files/
@@ -75,6 +82,7 @@ MAX_MEMBER_BYTES = 200 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 2 * MAX_MEMBER_BYTES + 16 * 1024 * 1024
 USER_AGENT = "ch06-cyclegan/1.0 (book companion; fetches the chapter's hair.zip)"
 RECORD = "published_generators.json"  # what was placed, so a second run knows it is done
+OWNER = "utils.published"  # how the files it places are marked (utils.ownership)
 _CHUNK = 1 << 20
 
 
@@ -202,6 +210,10 @@ def _members(archive: zipfile.ZipFile, label: str) -> dict[str, zipfile.ZipInfo]
             found[parts[-1]].append(info)
     for name, infos in found.items():
         if not infos:
+            inner = [i.filename for i in archive.infolist() if i.filename.lower().endswith(".zip")]
+            if inner:
+                raise FetchError(f"{label} holds another zip ({inner[0]}) instead of {name}: it was "
+                                 f"zipped twice. Unzip it once and pass the zip inside with --url.")
             listing = ", ".join(i.filename for i in archive.infolist()[:5]) or "nothing"
             raise FetchError(f"{label} holds no {name} (it holds {listing}"
                              f"{' ...' if len(archive.infolist()) > 5 else ''}): not the chapter's "
@@ -225,6 +237,8 @@ def _extract(zip_path: Path, staging: Path, label: str, content_type: str = "") 
                                      "generator (45.6 MB): refused (a zip bomb?).")
                 with archive.open(info) as src:
                     _copy_capped(src, staging / name, MAX_MEMBER_BYTES, what)
+    except FetchError:
+        raise  # already says what is wrong (a RuntimeError too: not "damaged or unreadable")
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
         raise FetchError(f"{label} is damaged or unreadable ({type(error).__name__}: {error}).") from None
 
@@ -266,8 +280,12 @@ def _verify(path: Path, label: str) -> None:
     except (CheckpointError, RuntimeError, TypeError) as error:
         raise FetchError(f"{' '.join(str(error).split())} The chapter's files are state_dicts of "
                          "Generator(3, 64, 9).") from None
-    if not all(torch.is_floating_point(t) and bool(torch.isfinite(t).all()) for t in state.values()):
-        raise FetchError(f"{label} holds weights that are not finite floating-point numbers.")
+    if not all(torch.is_floating_point(t) for t in state.values()):
+        raise FetchError(f"{label} holds weights that are not floating-point numbers.")
+    bad = not_finite(state)
+    if bad:
+        raise FetchError(f"{label} holds weights that are not finite numbers (NaN or Inf in {bad[0]}"
+                         f"{' and others' if len(bad) > 1 else ''}): not the chapter's generators.")
 
 
 def _place(staging: Path, dest: Path) -> list[Path]:
@@ -313,16 +331,26 @@ def manual_steps(source: str, dest: Path) -> str:
 
 
 STAGING_PREFIX = ".published-"  # a fetch in progress; left behind only when the process was killed
-STALE_STAGING_SECONDS = 3600
+STAGING_MARK = ".made-by-ch06-fetch"  # inside each staging folder: what marks it as the fetch's own
 
 
-def _remove_stale_staging(dest: Path) -> None:
-    """Remove what a fetch killed mid-download left (up to ~90 MB), never a running fetch's
-    folder (younger than an hour) nor anything not named by `tempfile` with our prefix."""
-    now = time.time()
+def _make_staging(dest: Path) -> Path:
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest))
+    (staging / STAGING_MARK).write_text("A download of `python -m utils.published fetch` in progress; "
+                                        "a later fetch removes this folder if it was left behind.\n")
+    return staging
+
+
+def _remove_stale_staging(dest: Path, keep: Path) -> int:
+    """Remove what fetches killed mid-download left (up to ~90 MB each): only folders that carry
+    the fetch's own mark, never a reader's `.published-backup/`. Called while this fetch holds
+    the folder's lock, so no other fetch is running there. Returns how many were removed."""
+    removed = 0
     for old in dest.glob(STAGING_PREFIX + "*"):
-        if old.is_dir() and not old.is_symlink() and now - old.stat().st_mtime > STALE_STAGING_SECONDS:
+        if old != keep and old.is_dir() and not old.is_symlink() and (old / STAGING_MARK).is_file():
             shutil.rmtree(old, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def fetch_published_generators(url: str | None = None, dest: PathLike | None = None, *,
@@ -339,7 +367,18 @@ def fetch_published_generators(url: str | None = None, dest: PathLike | None = N
     if timeout <= 0:
         raise SettingError(f"timeout must be positive, got {timeout}.")
     source = weights_source(url)
-    dest = Path(dest) if dest is not None else files_dir()
+    dest = output_folder(dest, "--dest", create=False) if dest is not None else files_dir()
+    created = not dest.exists()
+    try:
+        with hold(dest, "output", advice="run the fetch again once it is done"):
+            return _fetch_into(dest, source, force, timeout, progress)
+    finally:
+        if created and dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()
+
+
+def _fetch_into(dest: Path, source: str, force: bool, timeout: float, progress: bool) -> list[Path]:
+    """`fetch_published_generators` once the folder's lock is held."""
     targets = [dest / name for name in PUBLISHED_FILES]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
@@ -352,10 +391,7 @@ def fetch_published_generators(url: str | None = None, dest: PathLike | None = N
             "training?) and are kept: nothing was downloaded. To replace them with the chapter's "
             "published generators, move them elsewhere first or run again with --force "
             "(force=True in Python).")
-    created = not dest.exists()
-    dest.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(dest)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest))
+    staging = _make_staging(dest)
     try:
         try:
             _gather(source, staging, timeout, progress)
@@ -367,12 +403,17 @@ def fetch_published_generators(url: str | None = None, dest: PathLike | None = N
         hashes = {name: _sha256(staging / name) for name in PUBLISHED_FILES}
         placed = _place(staging, dest)
         _write_record(dest, source, hashes)
+        record = OwnedFiles.load(dest)
+        for name in (*PUBLISHED_FILES, RECORD):
+            record.claim(name, OWNER)
+        record.save()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(dest.iterdir()):
-            dest.rmdir()
+    removed = _remove_stale_staging(dest, staging)  # only now: a failure above changed nothing
     print(f"The chapter's generators are in place: {placed[0]} and {placed[1]} (Generator(3, 64, 9), "
-          f"trained at {PUBLISHED_IMAGE_SIZE} px; from {source}).")
+          f"trained at {PUBLISHED_IMAGE_SIZE} px; from {source})."
+          + (f" Removed {removed} unfinished download folder(s) of an earlier fetch that was stopped."
+             if removed else ""))
     return placed
 
 

@@ -2,7 +2,7 @@
 
 (Extra code – not in the book.) Usage::
 
-    python -m utils.translate PHOTO --to blond|black [--out FILE] [--weights FOLDER] [--paste]
+    python -m utils.translate PHOTO --to blond|black [--out FILE] [--weights FOLDER] [--paste] [--force]
 
 writes the translated face (CelebA-framed) and, with `--paste`, the whole photo with the
 translated face warped back into place and blended in. Which generators: `--weights FOLDER`
@@ -10,7 +10,10 @@ if given, else the book's published pair in `files/` if it is there (`gen_black.
 `gen_blond.pth`), else your own trained pair (notebook 03 writes `files/`, `make demo`
 writes `files/demo/run/`). The command says which it used. The published generators were
 trained at 256 px, so they run at 256 px; a trained pair runs at the size it was trained at
-(read from the run's `checkpoint.pt`).
+(read from the run's `checkpoint.pt`, when that run made these generators).
+
+It writes only its own pictures: a file of the `--out` name that it did not write (a photo of
+yours, say) is refused unless `--force` (`utils.ownership`).
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from utils.checkpoints import CHECKPOINT_GENERATORS, CheckpointError, load_generator, safe_load
+from utils.checkpoints import CHECKPOINT_GENERATORS, load_generator, trained_image_size
 from utils.cli import UserError, command
 from utils.faces import CELEBA_SIZE, Framed, frame_like_celeba, paste_back
 from utils.images import picture_size, read_photo, read_photo_bytes
 from utils.inference import round_trip, to_model_input, translate
+from utils.ownership import output_file, refuse_foreign, write_owned
 from utils.paths import files_dir
 from utils.published import PUBLISHED_IMAGE_SIZE, PUBLISHED_SIZES
+from utils.runtime import pick_device
 
 PathLike = str | os.PathLike
 
@@ -41,6 +46,7 @@ CHECKPOINT = "checkpoint.pt"  # what utils.train writes beside them (its record 
 PUBLISHED_SIZE = PUBLISHED_IMAGE_SIZE  # the book's generators were trained on 256x256 crops
 PUBLISHED_SHAPE = (PUBLISHED_SIZES["num_features"], PUBLISHED_SIZES["num_residuals"])  # (64, 9)
 DEMO_RUN = Path("demo") / "run"  # where `make demo` trains, under files/
+OWNER = "utils.translate"  # how the pictures it writes are marked (utils.ownership)
 MAX_SIDE = 4096  # photos are read at most this long (a 50 MP JPEG is decoded at 1/2 or 1/4)
 
 
@@ -59,21 +65,6 @@ class Generators:
         if colour not in GEN_FILES:
             raise UserError(f"unknown hair colour {colour!r} — choose one of: {', '.join(GEN_FILES)}.")
         return (self.black, self.blond) if colour == "black" else (self.blond, self.black)
-
-
-def _trained_size(folder: Path, gen_black: nn.Module) -> int | None:
-    """The training size recorded in `folder/checkpoint.pt`, if that run made these weights."""
-    path = folder / CHECKPOINT
-    if not path.is_file():
-        return None
-    try:
-        state = safe_load(path, mmap=True)  # two entries of a file of hundreds of MB
-        record = state["config"]["image_size"]
-        same = torch.equal(state["gen_A"]["initial.0.weight"],
-                           gen_black.state_dict()["initial.0.weight"].cpu())
-    except (CheckpointError, KeyError, TypeError, RuntimeError):
-        return None  # not a run of ours, or weights replaced since (e.g. by the published ones)
-    return int(record) if same else None
 
 
 def _shape(gen: nn.Module) -> tuple[int, int]:
@@ -106,7 +97,7 @@ def pick_generators(files: PathLike | None = None, device: Any = "cpu", *, weigh
     black, blond = (load_generator(folder / GEN_FILES[c], device) for c in ("black", "blond"))
     width, count = _shape(black)
     blocks = f"{count} residual block{'s' if count != 1 else ''}"
-    trained = _trained_size(folder, black)
+    trained = trained_image_size(folder / CHECKPOINT, {"gen_A": black, "gen_B": blond})
     if trained is not None:
         size = trained
         what = f"your trained generators ({width} wide, {blocks}, trained at {trained} px)"
@@ -199,7 +190,9 @@ def face_size(gens: Generators) -> tuple[int, int]:
     return round(gens.image_size * CELEBA_SIZE[0] / CELEBA_SIZE[1]), gens.image_size
 
 
-def _outputs(photo: Path, to: str, out: PathLike | None) -> tuple[Path, Path]:
+def _outputs(photo: Path, to: str, out: PathLike | None, paste: bool, force: bool) -> tuple[Path, Path]:
+    """The face's file and the pasted photo's, checked before any work: a name the reader's own
+    file holds (translate did not write it) is refused unless `force`; the photo itself always."""
     face = Path(out).expanduser() if out else files_dir() / "translated" / f"{photo.stem}_{to}.png"
     if face.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise UserError(f"--out {face}: end the name in .png or .jpg.")
@@ -207,7 +200,16 @@ def _outputs(photo: Path, to: str, out: PathLike | None) -> tuple[Path, Path]:
     for path in (face, pasted):
         if path.resolve() == photo.resolve():
             raise UserError(f"--out {face} would overwrite your photo — choose another name.")
+    output_file(face)
+    if not force:
+        refuse_foreign(face.parent, [face.name, *([pasted.name] if paste else [])], OWNER,
+                       fix="Choose another --out name, move that file, or pass --force to replace it.")
     return face, pasted
+
+
+def _save(picture: Image.Image, path: Path) -> None:
+    """Write a picture and mark it as translate's (so a re-run may replace it, and only it)."""
+    write_owned(path, OWNER, picture.save, fix="", force=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -222,27 +224,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--paste", action="store_true",
                         help="also write the whole photo with the face blended back (OUT_pasted.png)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a file of the --out name that translate did not write")
     return parser
 
 
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    device = pick_device(args.device)  # a misspelt or absent device: one line, before any work
     photo_path = Path(args.photo).expanduser()
     full = picture_size(photo_path)  # also: "not found" / "not an image" before any weights load
-    face_out, pasted_out = _outputs(photo_path, args.to, args.out)
-    gens = pick_generators(weights=args.weights, device=args.device)
+    face_out, pasted_out = _outputs(photo_path, args.to, args.out, args.paste, args.force)
+    gens = pick_generators(weights=args.weights, device=device)
     print(f"Using {gens.description}.")
     photo = read_photo(photo_path, MAX_SIDE)
     if photo.size != full:
         print(f"The photo is {full[0]}×{full[1]}: read at {photo.width}×{photo.height}.")
     result = translate_photo(photo, gens, args.to, name=str(photo_path), round_trip_too=False)
     print(result.framed.describe())
-    face_out.parent.mkdir(parents=True, exist_ok=True)
-    to_picture(result.translated, face_size(gens)).save(face_out)
+    _save(to_picture(result.translated, face_size(gens)), face_out)
     print(f"Wrote {face_out} ({args.to} hair).")
     if args.paste:  # onto the photo at its own size, even when it was read smaller
-        result.pasted(read_photo(photo_path) if photo.size != full else None).save(pasted_out)
+        _save(result.pasted(read_photo(photo_path) if photo.size != full else None), pasted_out)
         print(f"Wrote {pasted_out} (the photo with the translated face blended in).")
     return 0
 
