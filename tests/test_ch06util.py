@@ -419,3 +419,18 @@ def test_a_variant_never_loads_strictly_into_another_variant(variant):
 def test_an_unknown_variant_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="no_first_norm"):
         ch.Generator(3, variant="sees_colour")
+
+
+def test_list_images_given_a_picture_or_a_looping_link_says_what_it_is(tmp_path):
+    from utils.ch06util import list_images
+
+    picture = tmp_path / "000001.jpg"
+    picture.write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(NotADirectoryError, match=r"000001.jpg is a file, not a folder of images"):
+        list_images(picture)
+    try:
+        os.symlink("loop", tmp_path / "loop")
+    except (OSError, NotImplementedError):
+        pytest.skip("no symbolic links here")
+    with pytest.raises(FileNotFoundError, match="symbolic link that leads nowhere"):
+        list_images(tmp_path / "loop")

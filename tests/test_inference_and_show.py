@@ -88,6 +88,20 @@ def test_browse_runs_outside_a_front_end():
                  ("second", [img, img, img], ["a", "b", "c"])])
 
 
+@pytest.mark.parametrize("call", [
+    lambda: show.show_rows([], []),
+    lambda: show.show_rows([torch.zeros(0, 3, 8, 8)], ["black"]),
+    lambda: show.show_pictures([], []),
+    lambda: show.browse([]),
+])
+def test_the_notebook_helpers_given_nothing_say_so_instead_of_failing(call, capsys):
+    """Empty lists (an empty folder, a filter that kept nothing) gave ValueError / TraitError."""
+    figure = call()
+    assert "Nothing to show: " in capsys.readouterr().out
+    if figure is not None:
+        assert any("Nothing to show" in t.get_text() for t in figure.axes[0].texts)
+
+
 def test_correlation_and_feature_maps():
     x = torch.randn(1, 4, 5, 5)
     assert show.correlation(x, 3 * x + 1) == pytest.approx(1.0)

@@ -853,3 +853,17 @@ def test_unpack_two_members_with_one_name_is_refused(tmp_path):
 def test_unpack_a_folder_instead_of_the_zip_is_named(tmp_path, capsys):
     assert prepare.main(["unpack", str(tmp_path), "--root", str(tmp_path / "files")]) == 2
     assert "is a folder, not a zip file" in capsys.readouterr().err
+
+
+def test_a_symbolic_link_loop_in_the_download_is_left_out_with_a_word(celeba, capsys):
+    root, expected = celeba
+    images = root / "img_align_celeba" / "img_align_celeba"
+    looping = expected["blond"][0]
+    (images / looping).unlink()
+    try:
+        os.symlink(looping, images / looping)
+    except (OSError, NotImplementedError):
+        pytest.skip("no symbolic links here")
+    report = split_celeba(root)
+    assert report.unreadable == 1 and looping not in names(root / "blond")
+    assert "(a symbolic link that leads back to itself (a loop))" in capsys.readouterr().out

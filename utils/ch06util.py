@@ -46,6 +46,12 @@ def list_images(folder: PathLike) -> list[Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
+        if folder.exists():  # a picture given where its folder is meant
+            raise NotADirectoryError(f"{folder} is a file, not a folder of images: give the folder that "
+                                     f"holds the images ({folder.parent}?).")
+        if folder.is_symlink():
+            raise FileNotFoundError(f"Image folder {folder} is a symbolic link that leads nowhere (or back "
+                                    "to itself): point it at the folder of images, or remove it.")
         raise FileNotFoundError(
             f"Image folder {folder} does not exist. Split the data first "
             "(notebook 01, or `python -m utils.prepare split celeba --root files`)."

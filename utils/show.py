@@ -29,10 +29,25 @@ def feature_maps(features: torch.Tensor, count: int = 8) -> torch.Tensor:
     return features[0, :count, None].detach().expand(-1, 3, -1, -1).tanh()
 
 
+def nothing_to_show(what: str) -> plt.Figure:
+    """A small figure saying there is nothing to show, and why (printed too): what the helpers
+    below draw when given no pictures, instead of matplotlib's or ipywidgets' error."""
+    message = f"Nothing to show: {what}."
+    print(message)
+    fig, ax = plt.subplots(figsize=(4, 0.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=10)
+    return fig
+
+
 def show_rows(rows: Sequence[torch.Tensor], titles: Sequence[str], columns: int | None = None,
               size: float = 1.6, save_to: PathLike | None = None, title: str | None = None) -> plt.Figure:
-    """One row of images per batch (e.g. original / translated / back again), titled on the left."""
-    columns = columns or min(len(r) for r in rows)
+    """One row of images per batch (e.g. original / translated / back again), titled on the left.
+
+    No rows, or only empty ones, give a figure that says so (`nothing_to_show`)."""
+    if not rows or not any(len(r) for r in rows):
+        return nothing_to_show("no images were given (an empty folder, or a selection that kept none?)")
+    columns = columns or min(len(r) for r in rows) or max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), columns, figsize=(size * columns, size * len(rows)),
                              squeeze=False)
     for r, (batch, label) in enumerate(zip(rows, titles, strict=True)):
@@ -88,6 +103,10 @@ def browse(examples: Sequence[tuple[str, Sequence[torch.Tensor], Sequence[str]]]
     """
     from IPython.display import display
 
+    if not examples:
+        nothing_to_show("the list of examples is empty")
+        plt.show()
+        return
     try:
         import ipywidgets as widgets
     except ImportError:  # pragma: no cover - ipywidgets is in requirements.txt
@@ -114,6 +133,8 @@ def browse(examples: Sequence[tuple[str, Sequence[torch.Tensor], Sequence[str]]]
 
 def show_pictures(pictures: Sequence, titles: Sequence[str], size: float = 3.0) -> plt.Figure:
     """PIL images (or (H, W, 3) arrays) of any sizes side by side, each `size` inches tall."""
+    if not len(pictures):
+        return nothing_to_show("no pictures were given")
     arrays = [np.asarray(p) for p in pictures]  # once: a phone photo is ~50 MB as an array
     widths = [a.shape[1] / a.shape[0] for a in arrays]
     fig, axes = plt.subplots(1, len(pictures), figsize=(size * sum(widths) + 0.3 * len(pictures), size),
