@@ -13,7 +13,7 @@ import pytest
 
 from utils.paths import REPO_ROOT
 
-GROUND = {"paths", "images", "runtime", "speed", "cli"}  # import nothing above them
+GROUND = {"paths", "images", "runtime", "speed", "cli", "ownership", "locks"}  # import nothing above them
 CHAPTER = "ch06util"  # imports only the ground floor
 DATA = {"prepare", "datasets", "archive", "kaggle", "split_record"}  # and synthetic*
 TRAINING = {"settings", "setting_checks", "train", "run_loop", "run_state", "train_data", "networks",

@@ -182,8 +182,11 @@ def test_no_loadable_checkpoint_is_a_clear_error(data, tmp_path):
 
 def test_checkpoint_of_another_model_size_is_a_clear_error(data, tmp_path):
     run(data, tmp_path / "o", iterations=1)
-    with pytest.raises(CheckpointError, match=r"does not fit Generator.*num_features"):
+    with pytest.raises(tr.ResumeMismatchError, match=r"other settings: num_features 8 -> 4 .*width"):
         run(data, tmp_path / "o", iterations=2, resume=True, num_features=4)
+    with pytest.raises(tr.ResumeMismatchError, match=r"num_features") as caught:  # never, even anyway
+        run(data, tmp_path / "o", iterations=2, resume=True, resume_anyway=True, num_features=4)
+    assert "--resume-anyway" not in str(caught.value)
 
 
 # extra code – beyond the chapter: a generator variant trains, is recorded, and loads back as itself
@@ -194,8 +197,8 @@ def test_a_generator_variant_is_recorded_and_loads_back_as_itself(data, tmp_path
     assert load_checkpoint(tmp_path / "o")["config"]["generator"] == "no_first_norm"
     gen = load_generator(result.paths["gen_black"])
     assert gen.variant == "no_first_norm" and isinstance(gen.initial[1], torch.nn.Identity)
-    with pytest.raises(CheckpointError, match="unexpected keys"):  # resumed as the chapter's: refused
-        run(data, tmp_path / "o", iterations=2, resume=True)
+    with pytest.raises(tr.ResumeMismatchError, match="generator 'no_first_norm' -> 'chapter'"):
+        run(data, tmp_path / "o", iterations=2, resume=True)  # resumed as the chapter's: refused
     with pytest.raises(ValueError, match="no_first_norm"):
         tiny(data, tmp_path / "p", generator="sepia")
 

@@ -4,7 +4,8 @@
 course repository needs around them (data, training runs, evaluation, display).
 
 Layers (tests/test_layers.py reads every import, in functions too, and enforces them):
-* ground floor: paths, images, runtime, speed, cli -- import nothing above the ground floor;
+* ground floor: paths, images, runtime, speed, cli, ownership (which files a command wrote),
+  locks (one process per folder) -- import nothing above the ground floor;
 * ch06util (the chapter) imports only the ground floor;
 * data: prepare, datasets, archive, kaggle, split_record, synthetic* -- never import training
   (settings, setting_checks, train, run_loop, run_state, train_data, networks, distributed, fast_gpu);

@@ -252,6 +252,10 @@ def _training_checkpoint_message(path: PathLike) -> str:
             f"are missing, write them with `python -m utils.checkpoints extract {path}`.")
 
 
+class NewerCheckpointError(CheckpointError):
+    """A checkpoint written by a newer version of this code: not damaged, only not readable here."""
+
+
 def check_training_checkpoint(state: Any, path: PathLike, *, formats: Sequence[int],
                               required: Sequence[str]) -> None:
     """Refuse a `utils.train` checkpoint this code cannot resume, saying why in the reader's terms:
@@ -264,7 +268,7 @@ def check_training_checkpoint(state: Any, path: PathLike, *, formats: Sequence[i
                               "move it out of the run folder, or start the run in another --out folder.")
     found = state.get("format")
     if isinstance(found, int) and not isinstance(found, bool) and found > max(formats):
-        raise CheckpointError(f"{path} was written by a newer version of this code (checkpoint format "
+        raise NewerCheckpointError(f"{path} was written by a newer version of this code (checkpoint format "
                               f"{found}; this one reads up to {max(formats)}): update the repository "
                               "(`git pull`) to resume it. Its generators can be taken out with "
                               "`python -m utils.checkpoints extract`.")

@@ -12,6 +12,11 @@ that are known to be the reader's to fix are shortened:
 
 Set `CH06_DEBUG=1` to see the full traceback of those too.
 
+A termination signal (SIGTERM: a laptop shutting down, a cluster's time limit, `kill`) is
+handled like Ctrl-C: it raises `Terminated` (a `KeyboardInterrupt`), so the same clean-up
+runs (a training run saves a checkpoint first), and the command says so in one line and
+exits 143 (Ctrl-C: 130).
+
 Usage, in a module with a `main(argv) -> int`::
 
     @command
@@ -23,12 +28,15 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 DEBUG_ENV = "CH06_DEBUG"
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
+TERMINATED_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process ended by `kill`
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -97,22 +105,42 @@ def report(error: BaseException, stream=None) -> int:
     return USER_ERROR_EXIT
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would raise KeyboardInterrupt (see the module docstring)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> int:
+    """143 for a termination signal, 130 for Ctrl-C."""
+    return TERMINATED_EXIT if isinstance(interrupt, Terminated) else INTERRUPTED_EXIT
+
+
 def command(main: Main) -> Main:
     """Wrap a command line's `main(argv) -> int` so that reader mistakes end in one line, exit 2.
 
-    Bugs are re-raised untouched; `CH06_DEBUG=1` re-raises everything.
+    Bugs are re-raised untouched; `CH06_DEBUG=1` re-raises everything. SIGTERM is turned into
+    `Terminated` while the command runs (main thread only: elsewhere signals cannot be caught).
     """
 
     @functools.wraps(main)
     def wrapper(argv: Sequence[str] | None = None) -> int:
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             return main(argv)
-        except KeyboardInterrupt:
-            print("interrupted.", file=sys.stderr)
-            return INTERRUPTED_EXIT
+        except KeyboardInterrupt as interrupt:
+            print("terminated." if isinstance(interrupt, Terminated) else "interrupted.", file=sys.stderr)
+            return exit_code(interrupt)
         except Exception as error:  # noqa: BLE001 - filtered just below
             if os.environ.get(DEBUG_ENV) or not is_user_error(error):
                 raise
             return report(error)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper

@@ -41,7 +41,9 @@ from torch import nn
 from utils import speed
 from utils.ch06util import make_grad_scaler, train_step
 from utils.cli import UserError, command
+from utils.locks import hold
 from utils.networks import build_networks, build_optimizers
+from utils.ownership import OwnedFiles, output_folder, refuse_foreign
 from utils.paths import files_dir
 from utils.run_loop import train
 from utils.settings import (
@@ -66,25 +68,39 @@ PathLike = str | os.PathLike
 GRID_FACES = 6  # faces per round-trip grid
 
 
-# The demo marks each run folder it makes with this file, and replaces a run folder only if
-# the file is there (and nothing but what `utils.train` writes): a reader's own run in the
-# same place is never touched, whatever its files are called.
+# The demo marks each run folder it makes with this file (and records it as its own,
+# `utils.ownership`), and replaces a run folder only if the file is there and everything else
+# in it is what `utils.train` wrote: a reader's own run in the same place is never touched,
+# whatever its files are called.
 MARKER = "MADE_BY_DEMO.txt"
+OWNER = "utils.demo"  # how the files the demo writes are marked (utils.ownership)
 _RUN_FILES = frozenset({"checkpoint.pt", "checkpoint.prev.pt", "checkpoint.damaged.pt", "gen_black.pth",
                         "gen_blond.pth", "history.csv", "samples", MARKER})
+GRIDS = ("training", "held_out")  # round_trip_<name>.png in --out
+CURVES, METRICS = "loss_curves.png", "metrics.json"
+DEMO_FILES = (*(f"round_trip_{name}.png" for name in GRIDS), CURVES, METRICS)  # what it writes in --out
 
 
 def _fresh_run_folder(run: Path) -> None:
     """An empty `run` folder, marked as the demo's. A previous demo run there (marked, holding
-    only what `utils.train` writes) is replaced; anything else is refused and left as it is."""
-    entries = list(run.iterdir()) if run.exists() else []
+    only what `utils.train` wrote) is replaced; anything else is refused and left as it is.
+    The folder's lock and record (`.ch06-*`, hidden) are the project's and stay."""
+    entries = [p for p in run.iterdir() if not p.name.startswith(".ch06-")] if run.exists() else []
     if entries:
-        if not (run / MARKER).is_file():
+        record = OwnedFiles.load(run)
+        marked = (run / MARKER).is_file() and (not record.found or record.owns(MARKER, OWNER))
+        if not marked:
             raise FileExistsError(
-                f"{run} holds a run or files the demo did not make (it has no {MARKER}), so the "
-                "demo leaves it alone. Pass another --out folder, or move that folder elsewhere."
+                f"{run} holds a run or files the demo did not make (it has no {MARKER} of its own), so "
+                "the demo leaves it alone. Pass another --out folder, or move that folder elsewhere."
             )
         foreign = sorted(p.name for p in entries if p.name not in _RUN_FILES)
+        if record.found:  # a file of the run's names that a reader put there since
+            written = [p.name for p in entries if p.is_file() and p.name != MARKER]
+            samples = run / "samples"
+            if samples.is_dir():
+                written += [f"samples/{p.name}" for p in samples.iterdir() if not p.name.startswith(".")]
+            foreign += record.foreign(written, {"utils.train", OWNER})
         if foreign:
             raise FileExistsError(
                 f"{run} holds files the demo did not write ({', '.join(foreign[:5])}). "
@@ -98,6 +114,9 @@ def _fresh_run_folder(run: Path) -> None:
         "This run folder was made by `make demo` (python -m utils.demo), which replaces it on its next\n"
         "run. To keep this run, move the folder elsewhere, or delete this file: the demo then leaves\n"
         "the folder alone.\n", encoding="utf-8")
+    record = OwnedFiles.load(run)
+    record.claim(MARKER, OWNER)
+    record.save()
 
 
 def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[str, tuple[Path, Path]],
@@ -114,7 +133,7 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
         blond = load_batch(folder_B, GRID_FACES, image_size)
         fake_blond, black_again = round_trip(gen_B, gen_A, black)
         fake_black, blond_again = round_trip(gen_A, gen_B, blond)
-        path = out / f"round_trip_{name}.png"
+        path = out / f"round_trip_{name}.png"  # one of DEMO_FILES
         fig = show_rows([black, fake_blond, black_again, blond, fake_black, blond_again],
                         ["black", "→ blond", "→ black again", "blond", "→ black", "→ blond again"],
                         save_to=path, title=f"Round trips, {name.replace('_', '-')} faces")
@@ -161,7 +180,8 @@ def _stop_note(reason: str, done: int, planned: int, minutes: float | None) -> s
     if done >= planned:
         return None
     why = {"minutes": f"the --minutes {minutes:g} cap" if minutes is not None else "the time cap",
-           "interrupted": "interrupted", "callback": "stopped by a callback"}.get(reason, reason)
+           "interrupted": "interrupted", "terminated": "terminated (SIGTERM)",
+           "callback": "stopped by a callback"}.get(reason, reason)
     return (f"stopped at {done:,} of {planned:,} iterations ({why}): scores are below what the full "
             "run gets.")
 
@@ -180,23 +200,38 @@ def run_demo(out: PathLike | None = None, *, minutes: float | None = None, itera
     import matplotlib
 
     matplotlib.use("Agg")  # files only: the demo may run where there is no display
-    import matplotlib.pyplot as plt
 
-    from utils.evaluate import format_table, score_held_out, write_json
     from utils.runtime import describe, fast_mode, pick_device
-    from utils.show import plot_history
 
     started = time.monotonic()
     fast = fast_mode() if fast is None else fast
     settings = settings_for(fast, iterations)
     # the settings were checked when made; this checks --minutes, the one value given here, before any work
     train_config(settings, "A", "B", "run", minutes=minutes)
-    out = Path(out) if out is not None else files_dir() / "demo"
+    out = output_folder(out if out is not None else files_dir() / "demo", "--out", create=False)
     device = pick_device(str(device) if device is not None else None)
     print(f"CycleGAN demo: {describe(device)}")
 
     run = out / "run"
-    _fresh_run_folder(run)  # before any work: a folder the demo may not replace is refused at once
+    advice = "pass another --out folder"
+    with hold(out, "output", advice=advice), hold(run, "output", advice=advice):  # one demo per folder
+        # before any work: files the demo may not replace are refused at once
+        refuse_foreign(out, DEMO_FILES, OWNER, fix="Pass another --out folder, or move those files "
+                                                   "elsewhere.")
+        _fresh_run_folder(run)
+        return _train_and_report(out, run, settings, minutes, seed, device, progress, clock, started)
+
+
+def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: float | None, seed: int,
+                      device: torch.device, progress: bool, clock: Callable[[], float], started: float
+                      ) -> dict[str, Any]:
+    """`run_demo` once its folders are locked and checked: data, training, scores, pictures."""
+    import matplotlib.pyplot as plt
+
+    from utils.evaluate import format_table, score_held_out, write_json
+    from utils.runtime import describe
+    from utils.show import plot_history
+
     data = demo_data(settings, seed)
 
     config = train_config(settings, data.domain_A, data.domain_B, run, minutes=minutes, seed=seed,
@@ -219,9 +254,9 @@ def run_demo(out: PathLike | None = None, *, minutes: float | None = None, itera
     gens = (result.gen_A, result.gen_B)
     scores, scored_by = score_held_out(*gens, data, settings.image_size, device=device, seed=seed)
 
-    grids = _save_grids(*gens, {"training": (data.domain_A, data.domain_B),
-                                "held_out": (data.test_A, data.test_B)}, out, settings.image_size)
-    curves = out / "loss_curves.png"
+    grids = _save_grids(*gens, dict(zip(GRIDS, ((data.domain_A, data.domain_B), (data.test_A, data.test_B)),
+                                        strict=True)), out, settings.image_size)
+    curves = out / CURVES
     ax = plot_history(result.history, window=max(1, min(25, len(result.history) // 10 or 1)), save_to=curves)
     plt.close(ax.figure)
 
@@ -242,8 +277,12 @@ def run_demo(out: PathLike | None = None, *, minutes: float | None = None, itera
     }
     if result.skipped_images:
         metrics["skipped_images"] = result.skipped_images
-    metrics_path = out / "metrics.json"
+    metrics_path = out / METRICS
     write_json(metrics, metrics_path)
+    record = OwnedFiles.load(out)
+    for name in DEMO_FILES:
+        record.claim(name, OWNER)
+    record.save()
 
     print(f"\nScores on the held-out faces, {scored_by}:")
     print(format_table(scores))

@@ -5,18 +5,25 @@ Plain runs (no `WORLD_SIZE`) get a `Dist` of one process and every helper is a n
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from utils.locks import FolderBusyError, acquire, release
 from utils.runtime import pick_device
 
 # Stop reasons, in the order distributed ranks agree on them (the highest code wins).
-STOP_REASONS = ("iterations", "epochs", "minutes", "callback", "interrupted")
+STOP_REASONS = ("iterations", "epochs", "minutes", "callback", "interrupted", "terminated")
+
+# Set by torchrun in every worker: its agent forwards a Ctrl-C or SIGTERM to the workers itself.
+UNDER_TORCHRUN = "TORCHELASTIC_RUN_ID"
 
 
 @dataclass
@@ -86,3 +93,28 @@ def gather(obj: Any, ctx: Dist) -> list[Any]:
     gathered: list[Any] | None = [None] * ctx.world_size if ctx.main else None
     dist.gather_object(obj, gathered, dst=0)
     return gathered or []
+
+
+@contextlib.contextmanager
+def main_rank_lock(folder: Path, ctx: Dist, device: torch.device, *, advice: str) -> Iterator[None]:
+    """The folder's output lock (`utils.locks`), held by rank 0 for the whole session; every rank
+    learns whether rank 0 got it, so that all stop together with one clear line instead of the
+    others waiting forever at the next collective."""
+    path, error = None, None
+    if ctx.main:
+        try:
+            path = acquire(folder, "output", advice=advice)
+        except FolderBusyError as busy:
+            error = busy
+    if ctx.enabled:
+        got = torch.tensor(0 if error else 1, device=device)
+        dist.all_reduce(got, op=dist.ReduceOp.MIN)
+        if not int(got) and error is None:
+            raise FolderBusyError(f"{folder} is in use by another process (rank 0 names it): {advice}.")
+    if error is not None:
+        raise error
+    try:
+        yield
+    finally:
+        if path is not None:
+            release(path)

@@ -57,6 +57,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from utils.checkpoints import load_generator, trained_image_size
 from utils.cli import SettingError, command
 from utils.domain_metrics import (
     INCEPTION_FILE,
@@ -69,6 +70,7 @@ from utils.domain_metrics import (
     load_inception,
     train_domain_classifier,
 )
+from utils.ownership import output_file, refuse_foreign, write_owned
 from utils.paths import atomic_write_text
 from utils.truth_metrics import (
     KINDS,
@@ -126,6 +128,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike
+OWNER = "utils.evaluate"  # how the --json files it writes are marked (utils.ownership)
 
 
 # --------------------------------------------------------------------- output
@@ -191,7 +194,8 @@ def check_settings(args: argparse.Namespace) -> None:
             flag = "--" + name.replace("_", "-")
             extra = " (0 means all images)" if name == "limit" else ""
             raise SettingError(f"{flag} must be at least {minimum}{extra}, got {value}.")
-    check_size(args.image_size)
+    if args.image_size is not None:  # else read from the run's checkpoint, then checked again
+        check_size(args.image_size)
     if args.truth:
         ignored = [flag for flag, value in (("--domain-a", args.domain_a), ("--domain-b", args.domain_b),
                                             ("--inception-weights", args.inception_weights)) if value]
@@ -200,22 +204,24 @@ def check_settings(args: argparse.Namespace) -> None:
                                "without ground truth): leave them out, or leave out --truth.")
 
 
-def training_size(gen_path: PathLike, default: int = 256) -> tuple[int, str]:
-    """The image size a generator was trained at, read from the run's `checkpoint.pt` beside it.
+def training_size(gen_path: PathLike, generators: dict[str, nn.Module], default: int = 256
+                  ) -> tuple[int, str]:
+    """The image size a generator was trained at, read from the run's `checkpoint.pt` beside it,
+    and only if that checkpoint holds these `generators` ("gen_A" / "gen_B"): after `make weights
+    --force` over a trained run, its checkpoint describes other generators (the check `translate`
+    uses, `checkpoints.trained_image_size`).
 
     Scoring at another size than the training one gives other (usually worse) numbers without
     a word, so the command line uses this unless `--image-size` is given. The generator files
-    themselves do not record it; without a readable checkpoint the chapter's 256 is used.
+    themselves do not record it; without a checkpoint of theirs the chapter's 256 is used.
     """
-    from utils.checkpoints import CheckpointError, safe_load
-
     checkpoint = Path(gen_path).parent / "checkpoint.pt"
-    try:  # mmap: only the small "config" entry is read from a file that may hold hundreds of MB
-        size = safe_load(checkpoint, mmap=True)["config"]["image_size"]
-        if isinstance(size, int) and size > 0:
-            return size, f"the size {checkpoint} was trained at"
-    except (CheckpointError, KeyError, TypeError):  # absent, damaged or another format: the default
-        pass
+    size = trained_image_size(checkpoint, generators)
+    if size is not None and size > 0:
+        return size, f"the size {checkpoint} was trained at"
+    if checkpoint.is_file():
+        return default, (f"the chapter's size: {checkpoint} does not hold these generators (another "
+                         "run's, or damaged), so its size is not theirs")
     return default, f"the chapter's size: no training size found in {checkpoint}"
 
 
@@ -244,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier-size", type=int, default=64)
     parser.add_argument("--inception-weights", help=f"local {INCEPTION_FILE} for FID/KID (no --truth)")
     parser.add_argument("--json", help="write the metrics here (e.g. files/metrics.json)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a --json file that evaluate did not write")
     return parser
 
 
@@ -254,18 +262,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit status 0, or 2 with one `error:` line for a mistake to fix (a missing file, an empty
     folder, a setting out of range, weights of another size); see `utils.cli`.
     """
-    from utils.checkpoints import load_generator
     from utils.runtime import pick_device
 
     args = build_parser().parse_args(argv)
-    if args.image_size is None:
-        args.image_size, where = training_size(args.gen_black)
-        print(f"Scoring at {args.image_size} px ({where}; --image-size sets another size).")
     check_settings(args)
     device = pick_device(args.device)
+    if args.json:  # before any work: a folder, or a file evaluate did not write, is refused at once
+        json_path = output_file(args.json, "--json")
+        if not args.force:
+            refuse_foreign(json_path.parent, [json_path.name], OWNER,
+                           fix="Give another --json file, move that one, or pass --force to replace it.")
     size = {"num_features": args.num_features, "num_residuals": args.num_residuals}  # None: from the file
     gen_A = load_generator(args.gen_black, device, **size)
     gen_B = load_generator(args.gen_blond, device, **size)
+    if args.image_size is None:
+        args.image_size, where = training_size(args.gen_black, {"gen_A": gen_A, "gen_B": gen_B})
+        print(f"Scoring at {args.image_size} px ({where}; --image-size sets another size).")
+    check_settings(args)
     common = {"kind": args.kind, "image_size": args.image_size, "device": device,
               "batch_size": args.batch_size, "limit": args.limit}
     if args.truth:
@@ -277,7 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             inception_weights=args.inception_weights, **common)
     print(format_table(results))
     if args.json:
-        print(f"Wrote {write_json(results, args.json)}")
+        written = write_owned(args.json, OWNER, lambda path: write_json(results, path), fix="", force=True,
+                              flag="--json")
+        print(f"Wrote {written}")
     return 0
 
 

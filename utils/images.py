@@ -107,6 +107,15 @@ def _opened(source, label: str) -> Iterator[Image.Image]:
         raise _not_an_image(label, error) from error
 
 
+@contextlib.contextmanager
+def open_picture(path: PathLike) -> Iterator[Image.Image]:
+    """A picture file opened as it is (its mode kept: a mask stays greyscale, no EXIF turn), with
+    the same one-line errors as `read_photo` (not found, not an image, too large)."""
+    path = _check_path(path)
+    with _opened(path, str(path)) as image:
+        yield image
+
+
 def picture_size(path: PathLike) -> tuple[int, int]:
     """(width, height) of a picture as the reader sees it (EXIF rotation applied), header only."""
     path = _check_path(path)

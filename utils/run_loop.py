@@ -10,6 +10,7 @@ The parts it uses live in their own modules: `utils.settings` (the config), `uti
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -31,8 +32,19 @@ from tqdm.auto import tqdm
 from utils import fast_gpu, speed
 from utils.ch06util import LOSS_KEYS, default_autocast_dtype, make_grad_scaler, make_transform, train_step
 from utils.checkpoints import atomic_save
-from utils.distributed import Dist, agree, gather, setup_distributed, wrap_distributed
+from utils.cli import Terminated
+from utils.distributed import (
+    UNDER_TORCHRUN,
+    Dist,
+    agree,
+    gather,
+    main_rank_lock,
+    setup_distributed,
+    wrap_distributed,
+)
 from utils.networks import build_networks, build_optimizers
+from utils.ownership import output_folder
+from utils.run_record import reconcile, record
 from utils.run_state import (
     CHECKPOINT,
     CHECKPOINT_FORMAT,
@@ -43,12 +55,14 @@ from utils.run_state import (
     PREVIOUS_CHECKPOINT,
     SAMPLES,
     History,
+    claim,
     load_latest_checkpoint,
+    refuse_foreign_outputs,
+    remove_stale_temporaries,
     restore,
     rng_state,
     save_checkpoint,
     seed_everything,
-    shape_record,
 )
 from utils.settings import TrainConfig
 from utils.train_data import (
@@ -57,6 +71,7 @@ from utils.train_data import (
     ResumableSampler,
     SeededPairs,
     check_same_data,
+    check_two_domains,
     learning_rate,
     resolve_decay,
     total_iterations,
@@ -92,33 +107,46 @@ class TrainResult:
 
 # ------------------------------------------------------------------------- interruptions
 class _DeferredInterrupt:
-    """Turn the first Ctrl-C into a flag checked between iterations.
+    """Turn the first Ctrl-C (SIGINT) or termination signal (SIGTERM) into a flag checked
+    between iterations.
 
     A KeyboardInterrupt in the middle of `train_step` could leave the discriminators
-    stepped and the generators not, which no checkpoint can describe. A second Ctrl-C
-    raises at once (the last periodic checkpoint is then kept). Only the main thread can
-    install signal handlers; elsewhere this does nothing.
+    stepped and the generators not, which no checkpoint can describe. A second signal
+    raises at once (the last periodic checkpoint is then kept), except under `torchrun`,
+    whose agent repeats the signal itself and kills the workers 30 s later anyway. SIGTERM is
+    what a laptop shutting down, a cluster's time limit or `kill` sends. Only the main thread
+    can install signal handlers; elsewhere this does nothing.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
+        self.requested: int | None = None  # the signal received, if any
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def reason(self) -> str:
+        return "terminated" if self.requested == signal.SIGTERM else "interrupted"
 
     def _handler(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nInterrupt received: finishing this iteration, then saving a checkpoint "
-              "(press Ctrl-C again to stop at once).", file=sys.stderr)
+        if self.requested is not None:
+            if os.environ.get(UNDER_TORCHRUN):
+                return
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        self.requested = signum
+        what = ("Termination signal (SIGTERM) received" if signum == signal.SIGTERM
+                else "Interrupt received")
+        print(f"\n{what}: finishing this iteration, then saving a checkpoint (press Ctrl-C again to "
+              "stop at once).", file=sys.stderr)
 
     def __enter__(self) -> _DeferredInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -142,9 +170,13 @@ def train(config: TrainConfig, *, progress: bool = True,
     measures the `minutes` budget and the speed estimate (tests pass a fake one). With no
     budget at all the run trains one epoch, as the chapter does.
     """
+    output_folder(config.out, "--out", create=False)  # a file there: one line, before any work
+    check_two_domains(config.domain_a, config.domain_b)
     ctx, device = setup_distributed(config.device)
     try:
-        return _train(config, ctx, device, progress, callback, clock)
+        # one session per folder: a second run into the same --out stops at once, naming the first
+        with main_rank_lock(Path(config.out), ctx, device, advice="choose another --out folder"):
+            return _train(config, ctx, device, progress, callback, clock)
     finally:
         if ctx.owns_group:
             dist.destroy_process_group()
@@ -152,8 +184,13 @@ def train(config: TrainConfig, *, progress: bool = True,
 
 def _train(config, ctx: Dist, device, progress, callback, clock) -> TrainResult:
     """The run in the order a reader follows it; each step is one method of `_Run`."""
+    found = load_latest_checkpoint(config.out) if config.resume else None
+    if found is not None:  # the run's own settings, or a clear word about each difference
+        config, lines = reconcile(config, found[0].get("config"), ctx.world_size, found[1])
+        for line in lines if ctx.main else ():
+            print(line)
     run = _Run(config, ctx, device, progress, callback, clock)  # set-up: data, networks, optimisers
-    run.resume()  # or start fresh; refuses to overwrite a run or to continue one on other data
+    run.resume(found)  # or start fresh; refuses to overwrite a run or to continue one on other data
     return run.loop()  # iterations, logs and samples, checkpoints; then finish
 
 
@@ -187,13 +224,12 @@ class _Run:
         self.out = out = Path(config.out)
         self.paths = {"checkpoint": out / CHECKPOINT, "gen_black": out / GEN_BLACK,
                       "gen_blond": out / GEN_BLOND, "history": out / HISTORY, "samples": out / SAMPLES}
-        if ctx.main:
-            self.paths["samples"].mkdir(parents=True, exist_ok=True)
         seed_everything(config.seed)
         self.config = config = fast_gpu.settle(config, device, log=print if ctx.main else lambda _: None)
 
         self.dataset = SeededPairs(config.domain_a, config.domain_b, make_transform(config.image_size))
         self.data_record = self.dataset.record()  # what the run trains on: fixed once the lists are made
+        check_two_domains(config.domain_a, config.domain_b, self.data_record)
         self.sampler = ResumableSampler(self.dataset.A_len, self.dataset.B_len, seed=config.seed,
                                         random_pairing=config.random_pairing, rank=ctx.rank,
                                         world_size=ctx.world_size)
@@ -223,11 +259,10 @@ class _Run:
         self.skipped: dict[str, int] = {}  # unreadable image -> times skipped this session
 
     # ----------------------------------------------------------------------- resume
-    def resume(self) -> None:
-        """Continue from the newest checkpoint (`resume=True`), or start fresh; never silently
-        overwrite a run, and never continue one on other data."""
+    def resume(self, found: tuple[dict[str, Any], Path] | None) -> None:
+        """Continue from `found` (the newest checkpoint, when `resume=True`), or start fresh; never
+        silently overwrite a run or files it did not write, never continue one on other data."""
         config, ctx, out = self.config, self.ctx, self.out
-        found = load_latest_checkpoint(out) if config.resume else None
         if found is not None:
             state, source = found
             check_same_data(state.get("data"), self.data_record, source, config.resume_anyway)
@@ -245,6 +280,12 @@ class _Run:
                 f"{out} already holds a training checkpoint. Pass --resume (resume=True) to continue "
                 "it, or choose another --out folder to start a new run."
             )
+        refuse_foreign_outputs(out, resuming=found is not None, force=config.force)
+        if ctx.main:  # nothing was written before this point
+            self.paths["samples"].mkdir(parents=True, exist_ok=True)
+            removed = remove_stale_temporaries(out)
+            if removed:
+                print(removed)
         self.history = History(self.paths["history"],
                                 keep_through=self.pos["iteration"] if found else None, write=ctx.main)
         self.run_nets = wrap_distributed(self.nets, ctx, self.device)
@@ -275,15 +316,15 @@ class _Run:
                         self.note_skipped(skipped)
                         step = self.one_iteration(A, B)
                         self.log_and_sample(step)
-                        reason = self.decide_stop(interrupt.requested)
+                        reason = self.decide_stop(interrupt.reason if interrupt.requested else None)
                         if reason is not None:
                             break
                         if pos["iteration"] % config.checkpoint_every == 0:
                             if self.ctx.main:
                                 self.flush()
                             self.checkpoint()
-            except KeyboardInterrupt:
-                reason = "interrupted"
+            except KeyboardInterrupt as stop:
+                reason = "terminated" if isinstance(stop, Terminated) else "interrupted"
                 if self.in_step:  # the networks may be half-updated: keep the last periodic checkpoint
                     return self.stop_mid_iteration(reason)
             except Exception:
@@ -384,13 +425,15 @@ class _Run:
                                       self.nets["gen_A"], self.nets["gen_B"], self.autocast_dtype)
             event.sample_path = self.paths["samples"] / f"{pos['iteration']:08d}.png"
             save_image(event.grid, event.sample_path)
+            claim(self.out, f"{SAMPLES}/{event.sample_path.name}")
         if self.callback is not None and self.callback(event):
             self.wish = self.wish or "callback"
 
-    def decide_stop(self, interrupted: bool) -> str | None:
-        """Why the run stops now, or None. Under DDP every rank agrees (at log boundaries)."""
-        if interrupted:
-            self.wish = "interrupted"
+    def decide_stop(self, signalled: str | None) -> str | None:
+        """Why the run stops now, or None. Under DDP every rank agrees (at log boundaries).
+        `signalled`: "interrupted" (Ctrl-C) or "terminated" (SIGTERM) when a signal came."""
+        if signalled:
+            self.wish = signalled
         if not self.ctx.enabled:
             return self.stop or self.wish
         if self.stop or self.pos["iteration"] % self.config.log_every == 0:
@@ -414,7 +457,7 @@ class _Run:
         if ctx.main:
             save_checkpoint({
                 "format": CHECKPOINT_FORMAT, **self.pos,
-                "config": shape_record(self.config, ctx),
+                "config": record(self.config, ctx.world_size),  # every setting that shapes the run
                 "data": self.data_record,  # checked by the next --resume
                 **{name: net.state_dict() for name, net in nets.items()},
                 "opt_disc": self.opt_disc.state_dict(), "opt_gen": self.opt_gen.state_dict(),
@@ -423,7 +466,9 @@ class _Run:
                 "rng": rng_state(),
             }, self.out)
             atomic_save(nets["gen_A"].state_dict(), self.paths["gen_black"])
+            claim(self.out, GEN_BLACK)
             atomic_save(nets["gen_B"].state_dict(), self.paths["gen_blond"])
+            claim(self.out, GEN_BLOND)
         ctx.barrier()
         self.in_checkpoint = False
         self.saved_at = self.pos["iteration"]

@@ -79,6 +79,12 @@ class TrainConfig:
     fast_gpu: on a CUDA GPU, compiled networks (CUDA graphs), channels-last and, at batch 1,
         a batch size picked from the GPU's memory with a scaled lr (`utils.fast_gpu`); the
         chapter's model and losses either way. A no-op with a note elsewhere.
+    force: replace files in `out` that this run did not write (a `gen_black.pth` /
+        `gen_blond.pth` pair without the checkpoint that made them, such as the book's pair
+        from `make weights`, a `history.csv`, sample grids); without it they are refused.
+    explicit: the names of the settings given on purpose (the command line's flags); on
+        resume the others are taken from the run's checkpoint (`utils.run_record`). None:
+        every setting counts as given (the Python API: what you pass is what you mean).
     """
 
     domain_a: PathLike | Sequence[PathLike]
@@ -110,6 +116,8 @@ class TrainConfig:
     workers: int | None = None
     mixed_precision: bool = True
     fast_gpu: bool = False  # extra code – utils/fast_gpu.py
+    force: bool = False
+    explicit: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         check_settings(self)

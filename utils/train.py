@@ -32,11 +32,13 @@ import sys
 from collections.abc import Sequence
 
 from utils.ch06util import GENERATOR_VARIANTS
-from utils.cli import command
+from utils.cli import INTERRUPTED_EXIT, TERMINATED_EXIT, command
 from utils.run_loop import TrainEvent, TrainResult, train
 from utils.run_state import CHECKPOINT, GEN_BLACK, GEN_BLOND, HISTORY, PREVIOUS_CHECKPOINT, SAMPLES
 from utils.settings import PRESET_NAMES, PRESETS, TrainConfig, preset_options
 from utils.train_data import ImagePool, ResumableSampler, ResumeMismatchError, SeededPairs, learning_rate
+
+STOP_EXIT = {"interrupted": INTERRUPTED_EXIT, "terminated": TERMINATED_EXIT}  # Ctrl-C: 130, SIGTERM: 143
 
 # The public face of training, re-exported from the modules that hold it (see utils/__init__.py).
 __all__ = [
@@ -72,20 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder(s) of domain B (blond hair; gen_B / gen_blond.pth makes it)")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="where checkpoint.pt, gen_black.pth, gen_blond.pth, history.csv, samples/ go")
-    p.add_argument("--preset", choices=PRESET_NAMES, default="chapter",
-                   help="chapter: lr 1e-5, options off; paper: lr 2e-4, identity 5, pool 50, "
+    p.add_argument("--preset", choices=PRESET_NAMES, default=None,
+                   help="chapter (default): lr 1e-5, options off; paper: lr 2e-4, identity 5, pool 50, "
                         "decay over the second half; demo: the sizes and settings of `make demo` "
-                        "(explicit flags override)")
+                        "(explicit flags override; on --resume, left out: the run's own)")
     p.add_argument("--image-size", type=int, help="training image side (default 256)")
     p.add_argument("--iterations", type=int, help="the run's TOTAL iterations (same number on --resume)")
     p.add_argument("--epochs", type=int, help="the run's total epochs (default 1 when no budget given)")
     p.add_argument("--minutes", type=float, help="stop this session after M minutes (then --resume)")
     p.add_argument("--batch-size", type=int, help="images per iteration and process (default 1)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the newest checkpoint in --out (fresh start if none)")
+                   help="continue from the newest checkpoint in --out (fresh start if none), with the "
+                        "run's own settings; a setting given with another value is refused or applied "
+                        "with a line saying so")
+    p.add_argument("--force", action="store_true", default=None,
+                   help="replace files in --out that this run did not write (e.g. the book's "
+                        "gen_black.pth / gen_blond.pth from `make weights`)")
     p.add_argument("--resume-anyway", action="store_true", default=None,
                    help="--resume even if the domain folders differ from the run's (other folders, "
-                        "A and B swapped); refused without it")
+                        "A and B swapped) or a setting that shapes the run does (image size, batch, "
+                        "seed, pairing, pool); refused without it")
     p.add_argument("--lr", type=float, help="Adam learning rate (chapter 1e-5, paper 2e-4)")
     p.add_argument("--lambda-identity", type=float, help="identity loss weight, 0 = off (paper 5)")
     p.add_argument("--pool-size", type=int, help="image history pool size, 0 = off (paper 50)")
@@ -113,12 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """A `TrainConfig` from parsed CLI arguments: the preset, then every flag given."""
+    """A `TrainConfig` from parsed CLI arguments: the preset, then every flag given.
+
+    The settings given (the flags, and the preset's when `--preset` is given) are recorded as
+    `explicit`: on --resume the others are the run's own, read from its checkpoint."""
     skip = {"preset", "quiet"}
     overrides = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     if overrides.get("resume_anyway"):
         overrides["resume"] = True
-    return TrainConfig.from_preset(args.preset, **overrides)
+    preset = args.preset or "chapter"
+    given = {*overrides, *(preset_options(preset) if args.preset else ())}
+    return TrainConfig.from_preset(preset, **overrides, explicit=frozenset(given))
 
 
 @command
@@ -127,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     other data) end in one line and exit code 2 (`utils.cli`); bugs keep their traceback."""
     args = build_parser().parse_args(argv)
     result = train(config_from_args(args), progress=not args.quiet)
-    return 130 if result.reason == "interrupted" else 0
+    return STOP_EXIT.get(result.reason, 0)
 
 
 if __name__ == "__main__":

@@ -213,8 +213,35 @@ class PairItems(torch.utils.data.Dataset):
         return self.pairs.load(key)
 
 
+def _folders(roots: PathLike | Sequence[PathLike]) -> list[Path]:
+    return [Path(roots)] if isinstance(roots, (str, os.PathLike)) else [Path(r) for r in roots]
+
+
+def check_two_domains(domain_a: PathLike | Sequence[PathLike], domain_b: PathLike | Sequence[PathLike],
+                      data: dict[str, Any] | None = None) -> None:
+    """Refuse a run whose two domains are one: the same folder given for A and for B (or the
+    same images under two names, when `data`, the record of what each domain holds, is given).
+    It would train black -> black without a word."""
+    def real(path: Path) -> Path:
+        try:
+            return path.resolve()
+        except OSError:  # a symbolic link loop: the folder check names it
+            return path
+
+    a = {real(p): p for p in _folders(domain_a)}
+    b = {real(p): p for p in _folders(domain_b)}
+    both = [str(a[p]) for p in a if p in b]
+    same = data is not None and data["A"]["count"] and data["A"]["names"] == data["B"]["names"]
+    if both or same:
+        what = (f"both name {', '.join(both)}" if both
+                else f"hold the same {data['A']['count']:,} image names (a copy of one folder?)")
+        raise SettingError(f"--domain-a and --domain-b (domain_a, domain_b) {what}: the run would learn to "
+                           "turn a domain into itself. Give each domain its own folder (e.g. files/black "
+                           "and files/blond).")
+
+
 class ResumeMismatchError(UserError):
-    """`--resume` on other data than the run was trained on."""
+    """`--resume` on other data or with other settings than the run was trained with."""
 
 
 def check_same_data(saved: dict[str, Any] | None, now: dict[str, Any], source: PathLike,

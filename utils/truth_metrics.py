@@ -22,6 +22,7 @@ from torch import nn
 
 from utils.ch06util import list_images
 from utils.cli import SettingError, UserError
+from utils.images import open_picture
 from utils.inference import load_images
 
 PathLike = str | os.PathLike
@@ -137,7 +138,7 @@ def load_masks(paths: Sequence[Path], image_size: int) -> torch.Tensor:
     """Masks (mode L, 255 = region) as `N,1,S,S` coverage in [0, 1] (box-filter area average)."""
     masks = []
     for path in paths:
-        with Image.open(path) as image:
+        with open_picture(path) as image:  # a damaged or giant mask: one clear error
             small = image.convert("L").resize((image_size, image_size), Image.Resampling.BOX)
         masks.append(torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0))
     return torch.stack(masks).unsqueeze(1)
