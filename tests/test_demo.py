@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from utils import demo  # noqa: E402
+from utils.locks import FolderBusyError  # noqa: E402
 
 DIRECTIONS = ("black_to_blond", "blond_to_black")
 TRUTH_KEYS = ("hair_accuracy", "psnr_outside_hair", "ssim_outside_hair", "l1_to_truth", "cycle_l1", "count")
@@ -115,6 +116,15 @@ def test_a_minutes_cap_says_plainly_that_the_run_stopped_early(demo_run, tmp_pat
     assert saved["note"] == note and saved["complete"] is False and saved["stopped_by"] == "minutes"
     assert (saved["iterations"], saved["iterations_planned"]) == (2, 4)
     assert saved == json.loads(json.dumps(metrics))
+    # a second demo into the same folder replaces what the first wrote (its own files, its marked run)
+    (tmp_path / "capped" / "metrics.json").write_text("stale")
+    from utils.ownership import OwnedFiles
+
+    record = OwnedFiles.load(tmp_path / "capped")
+    record.claim("metrics.json", demo.OWNER)  # as if the demo had written this content
+    record.save()
+    demo.run_demo(tmp_path / "capped", minutes=1, fast=True, device="cpu", progress=False, clock=clock)
+    assert json.loads((tmp_path / "capped" / "metrics.json").read_text())["stopped_by"] == "minutes"
 
 
 def test_settings_override_and_validation():
@@ -140,3 +150,70 @@ def test_bad_demo_settings_are_one_line_before_any_work(argv, message, tmp_path,
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []  # no data generated, no folder made
+
+
+# --------------------------------------------------------------- issue 22: only its own files, one at a time
+def test_a_readers_files_under_the_demos_names_are_never_replaced(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"my": "results"}')
+    (out / "loss_curves.png").write_bytes(b"my figure")
+    monkeypatch.setenv("CH06_FILES", str(tmp_path))
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    assert demo.main(["--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "loss_curves.png, metrics.json, which this command did not write" in err and "another --out" in err
+    assert (out / "metrics.json").read_text() == '{"my": "results"}'
+    assert (out / "loss_curves.png").read_bytes() == b"my figure"
+    assert not (tmp_path / "synthetic").exists() and not (out / "run").exists()  # refused before any work
+
+
+def test_a_demo_file_the_reader_saved_over_is_theirs_now(demo_run, monkeypatch):
+    files, _ = demo_run
+    curves = files / "demo" / "loss_curves.png"
+    before = curves.read_bytes()
+    curves.unlink()
+    curves.write_bytes(before + b" edited")  # e.g. annotated in an image editor, saved under its name
+    monkeypatch.setenv("CH06_FILES", str(files))
+    try:
+        with pytest.raises(FileExistsError, match="loss_curves.png, which this command did not write"):
+            demo.run_demo(device="cpu", fast=True, progress=False)
+        assert curves.read_bytes() == before + b" edited"
+    finally:
+        from utils.ownership import OwnedFiles
+
+        record = OwnedFiles.load(files / "demo")  # give it back to the demo for the tests after this one
+        record.claim("loss_curves.png", demo.OWNER)
+        record.save()
+
+
+def test_demo_out_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    afile = tmp_path / "demo.txt"
+    afile.write_text("notes")
+    monkeypatch.setenv("CH06_FILES", str(tmp_path))
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    assert demo.main(["--out", str(afile), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "demo.txt is a file, not a folder" in err and afile.read_text() == "notes"
+
+
+def test_a_second_demo_into_the_same_folder_is_refused_naming_the_first(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from utils.locks import hold\n"
+         "with hold(sys.argv[1], 'output', advice='x'):\n print('held', flush=True); sys.stdin.read()",
+         str(out / "run")], cwd=Path(__file__).resolve().parent.parent, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("CH06_FILES", str(tmp_path))
+        with pytest.raises(FolderBusyError, match=rf"run is in use by process {holder.pid} "):
+            demo.run_demo(out, fast=True, device="cpu", progress=False)
+        assert not (tmp_path / "synthetic").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)

@@ -370,7 +370,30 @@ def test_the_image_size_defaults_to_the_one_the_run_trained_at(demo_files, capsy
     atomic_save({"config": {"image_size": 32}, "gen_A": pair["gen_A"], "gen_B": other}, run / "checkpoint.pt")
     assert ev.main([*argv, "--limit", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "Scoring at 256 px (the chapter's size: " in printed and "does not hold these generators" in printed
+    assert "Scoring at 256 px (the chapter's size: " in printed
+    assert "does not hold these generators" in printed
     (run / "checkpoint.pt").unlink()
     assert ev.main([*argv, "--limit", "1"]) == 0
     assert "Scoring at 256 px (the chapter's size: no training size found in" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- issue 22: --json writes only its own file
+def test_json_a_folder_is_one_line_before_any_work(demo_files, capsys, monkeypatch):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    argv, files = demo_files
+    assert ev.main([*argv, "--json", str(files)]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and "is a folder: give the name of a file" in err and "Errno" not in err
+
+
+def test_json_never_replaces_a_file_it_did_not_write_without_force(demo_files, capsys, monkeypatch):
+    monkeypatch.delenv("CH06_DEBUG", raising=False)
+    argv, files = demo_files
+    mine = files / "results.json"
+    mine.write_text('{"mine": 1}')
+    assert ev.main([*argv, "--limit", "1", "--json", str(mine)]) == 2
+    assert "results.json, which this command did not write" in capsys.readouterr().err
+    assert mine.read_text() == '{"mine": 1}'
+    assert ev.main([*argv, "--limit", "1", "--json", str(mine), "--force"]) == 0
+    assert "black_to_blond" in json.loads(mine.read_text())
+    assert ev.main([*argv, "--limit", "1", "--json", str(mine)]) == 0  # its own now: replaced freely

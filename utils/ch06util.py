@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from utils.images import NotAnImageError, PhotoNotFoundError, read_rgb_array
 from utils.paths import files_dir
+from utils.runtime import env_flag
 from utils.speed import tune_backends
 
 PathLike = str | os.PathLike
@@ -342,7 +343,7 @@ def default_autocast_dtype(device: torch.device | str) -> torch.dtype | None:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
-    if device.type == "cpu" and os.environ.get("CH06_CPU_AMP") == "1" and cpu_has_bf16():
+    if device.type == "cpu" and env_flag("CH06_CPU_AMP") and cpu_has_bf16():  # 1/0, true/false, ...
         return torch.bfloat16
     return None
 

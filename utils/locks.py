@@ -39,7 +39,7 @@ from pathlib import Path
 from utils.cli import UserError
 
 WAIT_FOR_WRITER_S = 5.0  # a lock file still empty after this long is a crash's leftover
-_held: dict[str, tuple[str, int]] = {}  # real path of a lock -> (our token, depth)
+_held: dict[str, tuple[str, int, bool]] = {}  # real path of a lock -> (our token, depth, made its folder)
 _guard = threading.Lock()
 
 
@@ -186,20 +186,21 @@ def acquire(folder: Path, purpose: str, *, advice: str, quiet: bool = False) -> 
     Prefer `hold`, which releases the lock however the block ends.
     """
     folder = Path(folder)
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = lock_path(folder, purpose)
     key = os.path.realpath(path)
     with _guard:
         if key in _held:
-            token, depth = _held[key]
-            _held[key] = (token, depth + 1)
+            token, depth, made_before = _held[key]
+            _held[key] = (token, depth + 1, made_before)
             return path
     me = Holder.me()
     deadline = time.monotonic() + WAIT_FOR_WRITER_S
     while True:
         if _create(path, me):
             with _guard:
-                _held[key] = (me.token, 1)
+                _held[key] = (me.token, 1, made)
             return path
         try:
             seen = path.read_text(encoding="utf-8")
@@ -232,17 +233,21 @@ def acquire(folder: Path, purpose: str, *, advice: str, quiet: bool = False) -> 
 
 
 def release(path: Path) -> None:
-    """Give up a lock taken by `acquire` in this process (the last of nested holds deletes it)."""
+    """Give up a lock taken by `acquire` in this process (the last of nested holds deletes it, and
+    the folder too when `acquire` made it and nothing else was put there)."""
     key = os.path.realpath(path)
     with _guard:
-        token, depth = _held.get(key, ("", 0))
+        token, depth, made = _held.get(key, ("", 0, False))
         if depth > 1:
-            _held[key] = (token, depth - 1)
+            _held[key] = (token, depth - 1, made)
             return
         _held.pop(key, None)
     holder = Holder.read(path)
     if holder is not None and holder.token == token:
         Path(path).unlink(missing_ok=True)
+        if made:
+            with contextlib.suppress(OSError):  # not empty: something was written there
+                Path(path).parent.rmdir()
 
 
 @contextlib.contextmanager

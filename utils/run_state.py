@@ -246,7 +246,7 @@ def read_history(path: Path) -> pd.DataFrame:
         raise HistoryError(f"{path} lacks the column(s) {', '.join(missing)} of the run's loss history "
                            f"(its columns: {found}). {fix}")
     for column in frame.columns:
-        if frame[column].dtype == object:  # decimal commas ("0,5"), as a European spreadsheet saves
+        if not pd.api.types.is_numeric_dtype(frame[column]):  # decimal commas ("0,5"): a European spreadsheet
             frame[column] = pd.to_numeric(frame[column].astype(str).str.replace(",", ".", regex=False),
                                           errors="coerce")
     if frame["iteration"].isna().any():
