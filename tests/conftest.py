@@ -41,3 +41,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(name="data")
+def run_data(tmp_path: Path) -> tuple[Path, Path]:
+    """Domain folders for tiny training runs: A (3 images), B (5, with other names than A's)."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    write_images(a, 3, size=(36, 40), seed=1)
+    write_images(b, 5, size=(36, 40), seed=2, start=10)
+    return a, b
+
+
+def tiny_run_args(data: tuple[Path, Path], out: Path, *more: str) -> list[str]:
+    """`python -m utils.train` arguments of a run small enough for a test (32 px, Generator(3, 8, 1))."""
+    return ["--domain-a", str(data[0]), "--domain-b", str(data[1]), "--out", str(out), "--image-size", "32",
+            "--num-features", "8", "--num-residuals", "1", "--quiet", *more]

@@ -16,8 +16,8 @@ from utils.paths import REPO_ROOT
 GROUND = {"paths", "images", "runtime", "speed", "cli", "ownership", "locks"}  # import nothing above them
 CHAPTER = "ch06util"  # imports only the ground floor
 DATA = {"prepare", "datasets", "archive", "kaggle", "split_record"}  # and synthetic*
-TRAINING = {"settings", "setting_checks", "train", "run_loop", "run_state", "train_data", "networks",
-            "distributed", "fast_gpu"}
+TRAINING = {"settings", "setting_checks", "train", "run_loop", "run_state", "run_record", "train_data",
+            "networks", "distributed", "fast_gpu"}
 TEACHING = {"demo", "notebook"}  # the top: no library module imports them
 
 

@@ -10,24 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import write_images
+from tests.conftest import tiny_run_args
 from utils import run_record
 from utils import train as tr
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> tuple[Path, Path]:
-    a, b = tmp_path / "A", tmp_path / "B"
-    write_images(a, 3, size=(36, 40), seed=1)
-    write_images(b, 5, size=(36, 40), seed=2, start=10)
-    return a, b
-
-
 def cli(data, out: Path, *more: str) -> list[str]:
-    return ["--domain-a", str(data[0]), "--domain-b", str(data[1]), "--out", str(out), "--image-size", "32",
-            "--num-features", "8", "--num-residuals", "1", "--sample-every", "0", "--quiet", *more]
+    return tiny_run_args(data, out, "--sample-every", "0", *more)
 
 
 def recorded(out: Path) -> dict:

@@ -8,7 +8,8 @@ Layers (tests/test_layers.py reads every import, in functions too, and enforces 
   locks (one process per folder) -- import nothing above the ground floor;
 * ch06util (the chapter) imports only the ground floor;
 * data: prepare, datasets, archive, kaggle, split_record, synthetic* -- never import training
-  (settings, setting_checks, train, run_loop, run_state, train_data, networks, distributed, fast_gpu);
+  (settings, setting_checks, train, run_loop, run_state, run_record, train_data, networks, distributed,
+  fast_gpu);
 * library code (everything but the teaching layer) never imports utils.demo or utils.notebook;
 * no import circles, and no private (_name) imports from another module.
 """

@@ -134,6 +134,8 @@ class _DeferredInterrupt:
                 return
             raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         self.requested = signum
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
+            return
         what = ("Termination signal (SIGTERM) received" if signum == signal.SIGTERM
                 else "Interrupt received")
         print(f"\n{what}: finishing this iteration, then saving a checkpoint (press Ctrl-C again to "
