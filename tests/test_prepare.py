@@ -867,3 +867,14 @@ def test_a_symbolic_link_loop_in_the_download_is_left_out_with_a_word(celeba, ca
     report = split_celeba(root)
     assert report.unreadable == 1 and looping not in names(root / "blond")
     assert "(a symbolic link that leads back to itself (a loop))" in capsys.readouterr().out
+
+
+def test_a_root_or_corrections_of_the_wrong_kind_is_named(tmp_path, capsys):
+    afile = tmp_path / "files.txt"
+    afile.write_text("x")
+    assert prepare.main(["split", "celeba", "--root", str(afile)]) == 2
+    assert "--root" in (err := capsys.readouterr().err) and "files.txt is a file, not a folder" in err
+    write_glasses(tmp_path / "g", LABELS)
+    line = ["split", "glasses", "--root", str(tmp_path / "g"), "--corrections", str(tmp_path)]
+    assert prepare.main(line) == 2
+    assert "is a folder: give the file that lists the face ids" in capsys.readouterr().err

@@ -261,3 +261,9 @@ def test_a_photo_read_smaller_is_pasted_at_its_own_size(tmp_path, skimage_data, 
     assert pasted.shape == (512, 512, 3)
     original = np.asarray(Image.open(photo)).astype(int)
     assert np.abs(pasted[300:] - original[300:]).max() == 0  # full resolution below the face
+
+
+def test_weights_a_file_says_to_give_the_folder(tmp_path):
+    folder = write_pair(tmp_path / "run")
+    with pytest.raises(UserError, match="--weights .*gen_black.pth is a file: give the folder"):
+        tr.pick_generators(weights=folder / "gen_black.pth")

@@ -63,6 +63,7 @@ from utils.datasets import (
 )
 from utils.kaggle import download
 from utils.locks import carry, hold, lock_path
+from utils.ownership import output_folder
 from utils.paths import files_dir
 from utils.split_record import SplitRecord, same_content_source
 
@@ -187,6 +188,9 @@ def read_corrections(path: PathLike) -> set[int]:
     ignored; an id listed twice counts once (the label is flipped once, never back).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CSVFormatError(f"--corrections {path} is a folder: give the file that lists the face ids "
+                             "whose label is wrong (one per line).")
     if not path.is_file():
         raise FileNotFoundError(f"Corrections file {path} does not exist: check the path given to "
                                 "--corrections (corrections= in Python).")
@@ -655,7 +659,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (see the module docstring: 0, 2 or 130)."""
     args = _parser().parse_args(argv)
-    root = args.root if args.root is not None else files_dir()
+    root = output_folder(args.root, "--root", create=False) if args.root is not None else files_dir()
     if args.command == "download":
         download(args.kind, root)
     elif args.command == "unpack":

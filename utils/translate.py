@@ -74,6 +74,9 @@ def _shape(gen: nn.Module) -> tuple[int, int]:
 def _folder_with_pair(files: Path, weights: PathLike | None) -> Path:
     if weights is not None:
         folder = Path(weights).expanduser()
+        if folder.is_file():
+            raise UserError(f"--weights {folder} is a file: give the folder that holds both "
+                            f"{' and '.join(GEN_FILES.values())}.")
         missing = [name for name in GEN_FILES.values() if not (folder / name).is_file()]
         if missing:
             raise UserError(f"{', '.join(missing)} not found in {folder} — give the folder that "
