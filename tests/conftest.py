@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +60,21 @@ def tiny_run_args(data: tuple[Path, Path], out: Path, *more: str) -> list[str]:
     """`python -m utils.train` arguments of a run small enough for a test (32 px, Generator(3, 8, 1))."""
     return ["--domain-a", str(data[0]), "--domain-b", str(data[1]), "--out", str(out), "--image-size", "32",
             "--num-features", "8", "--num-residuals", "1", "--quiet", *more]
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(folder: Path, purpose: str = "output") -> Iterator[subprocess.Popen]:
+    """Another real process holding `folder`'s lock (`utils.locks`) until the block ends."""
+    script = ("import sys; from utils.locks import hold\n"
+              "with hold(sys.argv[1], sys.argv[2], advice='x'):\n"
+              " print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(folder), purpose], text=True,
+                              cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+        holder.stdout.close()

@@ -236,3 +236,14 @@ def test_holds_generators_only_for_the_exact_weights(tmp_path):
     other = {k: v + 1 for k, v in gen.items()}
     assert ck.holds_generators(path, {"gen_A": gen, "gen_B": other}) is None
     assert ck.holds_generators(tmp_path / "none.pt", {"gen_A": gen}) is None
+
+
+def test_extract_into_a_folder_a_run_is_writing_is_refused(tmp_path):
+    from tests.conftest import lock_held_elsewhere
+    from utils.locks import FolderBusyError
+
+    checkpoint = _checkpoint_file(tmp_path / "checkpoint.pt")
+    with lock_held_elsewhere(tmp_path / "out") as holder:
+        with pytest.raises(FolderBusyError, match=rf"in use by process {holder.pid} "):
+            ck.extract_generators(checkpoint, tmp_path / "out")
+    assert not (tmp_path / "out" / "gen_black.pth").exists()

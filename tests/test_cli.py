@@ -85,3 +85,13 @@ def test_the_steps_by_hand_come_above_the_one_error_line(capsys, monkeypatch):
     assert _main_raising(error)([]) == USER_ERROR_EXIT
     expected = "1. download\n2. unzip\nerror: No CelebA download in files (steps above).\n"
     assert capsys.readouterr().err == expected
+
+
+@pytest.mark.parametrize("value, on", [("1", True), ("yes", True), ("0", False), ("off", False), ("", False)])
+def test_ch06_debug_0_means_off(value, on, monkeypatch):
+    monkeypatch.setenv(DEBUG_ENV, value)
+    if on:
+        with pytest.raises(UserError):
+            _main_raising(UserError("bad"))([])
+    else:
+        assert _main_raising(UserError("bad"))([]) == USER_ERROR_EXIT

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from tests.conftest import lock_held_elsewhere  # noqa: E402
 from utils import demo  # noqa: E402
 from utils.locks import FolderBusyError  # noqa: E402
 
@@ -198,22 +199,9 @@ def test_demo_out_a_file_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_a_second_demo_into_the_same_folder_is_refused_naming_the_first(tmp_path, monkeypatch):
-    import subprocess
-    import sys
-    from pathlib import Path
-
     out = tmp_path / "out"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from utils.locks import hold\n"
-         "with hold(sys.argv[1], 'output', advice='x'):\n print('held', flush=True); sys.stdin.read()",
-         str(out / "run")], cwd=Path(__file__).resolve().parent.parent, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(out / "run") as holder:
         monkeypatch.setenv("CH06_FILES", str(tmp_path))
         with pytest.raises(FolderBusyError, match=rf"run is in use by process {holder.pid} "):
             demo.run_demo(out, fast=True, device="cpu", progress=False)
         assert not (tmp_path / "synthetic").exists()
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import utils
+from tests.conftest import lock_held_elsewhere
 from utils import datasets, kaggle, prepare
 from utils.archive import UnsafeArchiveError, safe_extract, unpack
 from utils.datasets import CELEBA_ATTRIBUTES, DataLayoutError
@@ -769,27 +770,10 @@ def test_ids_without_jpg_are_named_not_called_an_incomplete_download(celeba, cap
     assert not (root / "black").exists()
 
 
-HOLDER = ("import sys; from utils.locks import hold\n"
-          "with hold(sys.argv[1], 'split', advice='x'):\n print('held', flush=True); sys.stdin.read()")
-
-
-def _holder(folder: Path):
-    import subprocess
-
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], text=True, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
-
-
 def test_a_split_while_another_process_splits_the_same_folder_is_refused(celeba, capsys):
     root, _ = celeba
-    holder = _holder(root)
-    try:
+    with lock_held_elsewhere(root, "data") as holder:
         assert prepare.main(["split", "celeba", "--root", str(root)]) == 2
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
     err = capsys.readouterr().err
     assert f"{root} is in use by process {holder.pid} (python -c " in err and "run this split again" in err
     assert not (root / "black").exists() and not list(root.glob(".*.ch06-split.json"))
@@ -798,14 +782,22 @@ def test_a_split_while_another_process_splits_the_same_folder_is_refused(celeba,
 
 def test_ensure_data_refuses_while_another_process_holds_the_builtin_faces(tmp_path, monkeypatch):
     _fake_synthetic(monkeypatch)
-    holder = _holder(tmp_path / "synthetic")
-    try:
+    with lock_held_elsewhere(tmp_path / "synthetic", "data") as holder:
         with pytest.raises(prepare.UserError, match=rf"in use by process {holder.pid} "):
             ensure_data("celeba", tmp_path, synthetic_count=12, test_count=2)
         assert names(tmp_path / "synthetic") == []  # nothing generated under the other's feet
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
+
+
+def test_unpack_while_another_process_writes_the_data_folder_is_refused(tmp_path, capsys):
+    source = tmp_path / "src"
+    write_celeba(source)
+    members = {p.relative_to(source).as_posix(): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    archive = make_zip(tmp_path / "archive.zip", members)
+    root = tmp_path / "files"
+    with lock_held_elsewhere(root, "data") as holder:
+        assert prepare.main(["unpack", str(archive), "--root", str(root)]) == 2
+    assert f"in use by process {holder.pid} " in capsys.readouterr().err
+    assert not root.exists()  # the holder made it for its lock; nothing was unpacked into it
 
 
 def test_two_splits_at_once_leave_one_consistent_split(celeba):

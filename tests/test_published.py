@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import lock_held_elsewhere
 from utils import published as pub
 from utils.ch06util import Generator
 from utils.checkpoints import CheckpointError
@@ -240,22 +241,10 @@ def test_a_failed_fetch_that_says_nothing_changed_changed_nothing(site, own):
 
 
 def test_a_fetch_into_a_folder_another_process_writes_is_refused(site, tmp_path):
-    import subprocess
-    import sys
-
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from utils.locks import hold\n"
-         "with hold(sys.argv[1], 'output', advice='x'):\n print('held', flush=True); sys.stdin.read()",
-         str(tmp_path)], cwd=Path(__file__).resolve().parent.parent, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(tmp_path) as holder:
         with pytest.raises(FolderBusyError, match=rf"in use by process {holder.pid} "):
             pub.fetch_published_generators(str(site["root"] / "hair.zip"), tmp_path, progress=False)
         assert sorted(p.name for p in tmp_path.iterdir()) == [lock_path(tmp_path, "output").name]
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
 
 
 def test_a_second_run_downloads_nothing(site, tmp_path, capsys):

@@ -29,6 +29,7 @@ from utils.datasets import (
     layout_problems,
     link_or_copy,
 )
+from utils.locks import DATA_LOCK, hold
 from utils.paths import files_dir
 
 
@@ -180,11 +181,12 @@ def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None
                                       "inside: python -m utils.prepare unpack PATH/TO/THAT.zip")
             raise DataLayoutError(f"{zip_path} holds neither {' nor '.join(s.csv for s in specs)}: "
                                   f"is it the right Kaggle archive ({', '.join(s.url for s in specs)})?")
-        if not layout_problems(spec.kind, root):
-            print(f"{spec.title} is already in place in {root}; nothing to do.")
-            return root
-        check_targets_free(spec, root)
-        install(spec, extracted, root, staging, link=False)
+        with hold(root, DATA_LOCK, advice="unpack again once it is done"):  # no split or download meanwhile
+            if not layout_problems(spec.kind, root):
+                print(f"{spec.title} is already in place in {root}; nothing to do.")
+                return root
+            check_targets_free(spec, root)
+            install(spec, extracted, root, staging, link=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(in_place_message(spec, root))

@@ -22,6 +22,7 @@ from torch import nn
 
 from utils.ch06util import Generator, generator_variant
 from utils.cli import UserError, command
+from utils.locks import OUTPUT_LOCK, hold
 from utils.ownership import OwnedFiles, output_folder
 
 PathLike = str | os.PathLike
@@ -344,11 +345,12 @@ def extract_generators(checkpoint: PathLike, out: PathLike | None = None, *, for
         generator_shape(state[key])  # a clear error if it is not a Generator's state_dict
         check_finite(state[key], f"{checkpoint} [{key}]")
     output_folder(out, "--out")
-    record = OwnedFiles.load(out)
-    for key, target in targets.items():
-        atomic_save(state[key], target)
-        record.claim(target.name, OWNER)
-    record.save()
+    with hold(out, OUTPUT_LOCK, advice="extract again once it is done, or --out another folder"):
+        record = OwnedFiles.load(out)  # a training run writing this folder would have the lock
+        for key, target in targets.items():
+            atomic_save(state[key], target)
+            record.claim(target.name, OWNER)
+        record.save()
     return list(targets.values())
 
 

@@ -96,6 +96,12 @@ def describe(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def debugging() -> bool:
+    """Whether `CH06_DEBUG` asks for full tracebacks: any value but 0/false/no/off (or unset),
+    so that `CH06_DEBUG=0` means off, as the other switches' 0 does."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in {"", "0", "false", "no", "off"}
+
+
 def report(error: BaseException, stream=None) -> int:
     """Print `error` as one `error: ...` line (its `steps`, if any, above it); the exit code."""
     stream = stream or sys.stderr
@@ -136,7 +142,7 @@ def command(main: Main) -> Main:
             print("terminated." if isinstance(interrupt, Terminated) else "interrupted.", file=sys.stderr)
             return exit_code(interrupt)
         except Exception as error:  # noqa: BLE001 - filtered just below
-            if os.environ.get(DEBUG_ENV) or not is_user_error(error):
+            if debugging() or not is_user_error(error):
                 raise
             return report(error)
         finally:

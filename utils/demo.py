@@ -40,8 +40,8 @@ from torch import nn
 
 from utils import speed
 from utils.ch06util import make_grad_scaler, train_step
-from utils.cli import UserError, command
-from utils.locks import hold
+from utils.cli import Terminated, UserError, command
+from utils.locks import OUTPUT_LOCK, hold
 from utils.networks import build_networks, build_optimizers
 from utils.ownership import OwnedFiles, output_folder, refuse_foreign
 from utils.paths import files_dir
@@ -214,7 +214,7 @@ def run_demo(out: PathLike | None = None, *, minutes: float | None = None, itera
 
     run = out / "run"
     advice = "pass another --out folder"
-    with hold(out, "output", advice=advice), hold(run, "output", advice=advice):  # one demo per folder
+    with hold(out, OUTPUT_LOCK, advice=advice), hold(run, OUTPUT_LOCK, advice=advice):  # one demo per folder
         # before any work: files the demo may not replace are refused at once
         refuse_foreign(out, DEMO_FILES, OWNER, fix="Pass another --out folder, or move those files "
                                                    "elsewhere.")
@@ -248,6 +248,8 @@ def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: floa
         print(f"Generator variant {settings.generator!r}, beyond the chapter: the chapter's generator "
               "cannot see an image's overall colour (README, \"What `make demo` shows\").")
     result = train(config, progress=progress, clock=clock)
+    if result.reason == "terminated":  # SIGTERM: the machine is going down; the checkpoint is saved
+        raise Terminated
     trained_minutes = float(result.history["seconds"].iloc[-1]) / 60 if len(result.history) else 0.0
     note = _stop_note(result.reason, result.iteration, settings.iterations, minutes)
 

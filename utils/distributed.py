@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from utils.locks import FolderBusyError, acquire, release
+from utils.locks import OUTPUT_LOCK, FolderBusyError, acquire, release
 from utils.runtime import pick_device
 
 # Stop reasons, in the order distributed ranks agree on them (the highest code wins).
@@ -103,7 +103,7 @@ def main_rank_lock(folder: Path, ctx: Dist, device: torch.device, *, advice: str
     path, error = None, None
     if ctx.main:
         try:
-            path = acquire(folder, "output", advice=advice)
+            path = acquire(folder, OUTPUT_LOCK, advice=advice)
         except FolderBusyError as busy:
             error = busy
     if ctx.enabled:

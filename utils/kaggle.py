@@ -19,7 +19,8 @@ from pathlib import Path
 
 from utils.archive import check_targets_free, find_dataset_root, in_place_message, install, safe_extract
 from utils.cli import UserError
-from utils.datasets import DataLayoutError, PathLike, dataset_spec, layout_problems, manual_steps
+from utils.datasets import DataLayoutError, DatasetSpec, PathLike, dataset_spec, layout_problems, manual_steps
+from utils.locks import DATA_LOCK, hold
 from utils.paths import files_dir
 
 
@@ -92,6 +93,15 @@ def download(kind: str, root: PathLike | None = None) -> Path:
                             "Check the connection and the credentials, or get it by hand (steps above).",
                             manual_steps(kind, root)) from None
     root.mkdir(parents=True, exist_ok=True)
+    with hold(root, DATA_LOCK, advice="download again once it is done"):  # no split or unpack meanwhile
+        check_targets_free(spec, root)
+        _install_fetched(spec, kind, fetched, root)
+    print(in_place_message(spec, root))
+    return root
+
+
+def _install_fetched(spec: DatasetSpec, kind: str, fetched: Path, root: Path) -> None:
+    """What kagglehub fetched into `root`'s layout through a staging folder (see `download`)."""
     staging = Path(tempfile.mkdtemp(prefix=f".download-{kind}-", dir=root))
     try:
         if fetched.is_dir() and find_dataset_root(fetched, spec):
@@ -106,8 +116,6 @@ def download(kind: str, root: PathLike | None = None) -> Path:
             install(spec, staging / "extracted", root, staging, link=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(in_place_message(spec, root))
-    return root
 
 
 if __name__ == "__main__":  # no command line of its own: say which one to use rather than do nothing

@@ -18,7 +18,7 @@ the message says how to remove it by hand.
 Locks are re-entrant within a process (a notebook's `ensure_data` holds the split lock that
 the split inside it takes again), and released only by the process that holds them.
 
-    with hold(folder, "output", advice="choose another --out folder"):
+    with hold(folder, OUTPUT_LOCK, advice="choose another --out folder"):
         ...write into folder...
 """
 
@@ -38,6 +38,8 @@ from pathlib import Path
 
 from utils.cli import UserError
 
+OUTPUT_LOCK = "output"  # a folder a command writes its results into (train, demo, fetch, extract)
+DATA_LOCK = "data"  # a data folder: the split, the unpack and the download of a data set
 WAIT_FOR_WRITER_S = 5.0  # a lock file still empty after this long is a crash's leftover
 _held: dict[str, tuple[str, int, bool]] = {}  # real path of a lock -> (our token, depth, made its folder)
 _guard = threading.Lock()
@@ -48,7 +50,7 @@ class FolderBusyError(UserError):
 
 
 def lock_path(folder: Path, purpose: str) -> Path:
-    """The lock file of `folder` for `purpose` ("output", "split"): `folder/.ch06-PURPOSE.lock`."""
+    """The lock file of `folder` for `purpose` (`OUTPUT_LOCK`, `DATA_LOCK`): `folder/.ch06-PURPOSE.lock`."""
     return Path(folder) / f".ch06-{purpose}.lock"
 
 

@@ -62,7 +62,7 @@ from utils.datasets import (
     manual_steps,
 )
 from utils.kaggle import download
-from utils.locks import carry, hold, lock_path
+from utils.locks import DATA_LOCK, carry, hold, lock_path
 from utils.ownership import output_folder
 from utils.paths import files_dir
 from utils.split_record import SplitRecord, same_content_source
@@ -439,7 +439,7 @@ def _split(spec: DatasetSpec, root: Path, selection: dict[str, list[str]], known
     image_dir = root / spec.image_dir
     if not image_dir.is_dir():
         raise _missing_data_error(spec, root, layout_problems(spec.kind, root))
-    with hold(out_dir, "split", advice="run this split again once it is done"):
+    with hold(out_dir, DATA_LOCK, advice="run this split again once it is done"):
         return _split_locked(spec, root, selection, known, out_dir, test_dir, test_count, move, flipped)
 
 
@@ -582,7 +582,7 @@ def _ensure_synthetic(kind: str, folder: Path, count: int, seed: int) -> None:
         print(f"Generating {count:,} synthetic {kind} faces in {folder} ...")
         make(staging, count, seed=seed)
         (staging / SYNTHETIC_MARKER).write_text(json.dumps(wanted), encoding="utf-8")
-        lock = lock_path(folder, "split")
+        lock = lock_path(folder, DATA_LOCK)
         if lock.exists():
             carry(lock, staging)
         if folder.exists():  # an interrupted or different generation: ours to replace
@@ -611,7 +611,7 @@ def ensure_data(kind: str = "celeba", root: PathLike | None = None, *, synthetic
     split = split_celeba if kind == "celeba" else split_glasses
     data_root = root if real else root / spec.synthetic_dir
     # one lock over generating and splitting: two notebooks (or one and `make demo`) take turns
-    with hold(data_root, "split", advice="run this again once it is done"):
+    with hold(data_root, DATA_LOCK, advice="run this again once it is done"):
         if real:
             print(f"Using the real {spec.title} download in {root}.")
             truth = None

@@ -64,7 +64,7 @@ from utils.checkpoints import (
     unreadable_reason,
 )
 from utils.cli import SettingError, command
-from utils.locks import hold
+from utils.locks import OUTPUT_LOCK, hold
 from utils.ownership import OwnedFiles, output_folder
 from utils.paths import atomic_write_text, files_dir
 
@@ -370,7 +370,7 @@ def fetch_published_generators(url: str | None = None, dest: PathLike | None = N
     dest = output_folder(dest, "--dest", create=False) if dest is not None else files_dir()
     created = not dest.exists()
     try:
-        with hold(dest, "output", advice="run the fetch again once it is done"):
+        with hold(dest, OUTPUT_LOCK, advice="run the fetch again once it is done"):
             return _fetch_into(dest, source, force, timeout, progress)
     finally:
         if created and dest.is_dir() and not any(dest.iterdir()):

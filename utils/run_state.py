@@ -184,6 +184,8 @@ def refuse_foreign_outputs(out: Path, *, resuming: bool, force: bool) -> None:
         if samples.is_dir():
             names = sorted(f"{SAMPLES}/{p.name}" for p in samples.iterdir() if not p.name.startswith("."))
             foreign += record.foreign(names, OWNER)
+        elif samples.exists():  # a file where the run keeps its sample grids
+            foreign.append(SAMPLES)
         why = ("a pair without the checkpoint of the run that made them: the book's pair from `make "
                "weights`, or a pair of your own?" if gens else "files of another program or of yours?")
     if foreign:
