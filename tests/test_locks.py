@@ -101,7 +101,30 @@ def test_a_lock_from_another_machine_is_not_taken_and_says_how_to_remove_it(tmp_
     path = _write_lock(tmp_path, host="some-other-host", pid=os.getpid())
     with pytest.raises(FolderBusyError, match="another machine") as caught:
         acquire(tmp_path, "output", advice="x")
-    assert f"delete {path}" in str(caught.value) and path.exists()
+    message = str(caught.value)
+    assert f"delete {path}" in message and "5 minutes after its last sign of life" in message
+    assert path.exists()
+
+
+def test_a_silent_lock_from_another_machine_is_taken_over(tmp_path, capsys):
+    """A Colab session writing to Drive disconnected: its lock stops being touched."""
+    path = _write_lock(tmp_path, host="a-colab-machine-gone")
+    old = time.time() - locks.STALE_ELSEWHERE_S - 60
+    os.utime(path, (old, old))
+    with hold(tmp_path, "output", advice="x"):
+        assert Holder.read(path).pid == os.getpid()
+    assert "no longer running" in capsys.readouterr().err
+
+
+def test_a_holder_keeps_touching_its_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks, "HEARTBEAT_S", 0.05)
+    with hold(tmp_path, "output", advice="x") as path:
+        old = time.time() - 3600
+        os.utime(path, (old, old))
+        deadline = time.monotonic() + 10
+        while path.stat().st_mtime < old + 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_mtime > old + 60
 
 
 def test_an_empty_lock_left_by_a_crash_is_taken_over(tmp_path, capsys):

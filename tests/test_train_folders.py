@@ -249,7 +249,7 @@ def test_the_same_folder_for_both_domains_is_refused(data, tmp_path, capsys):
     copy = tmp_path / "copy_of_A"
     write_images(copy, 3, size=(36, 40), seed=1)  # the same names: a copy of A given as B
     assert tr.main(["--domain-a", str(data[0]), "--domain-b", str(copy), "--out", str(out), "--quiet"]) == 2
-    assert "hold the same 3 image names" in capsys.readouterr().err
+    assert "hold the same 3 images (a copy of one folder?)" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -10,10 +10,12 @@ what to do.
 The lock is a small file created with `os.open(..., O_CREAT | O_EXCL)`, which exactly one
 process can do on every operating system and on network drives; it holds the holder's process
 id, the time its process started (so that a process id reused after a reboot does not count),
-its host, its command line and a random token. A lock whose process is gone (killed, a
-crashed kernel, a machine that restarted) is stale: the next command takes it over and says
-so in one line. A lock written on another host (a shared drive) cannot be checked from here;
-the message says how to remove it by hand.
+its host, its command line and a random token, and the holder touches it every 30 s. A lock
+whose process is gone (killed, a crashed kernel, a machine that restarted) is stale: the next
+command takes it over and says so in one line. A lock written on another host (a shared
+drive: Colab writing to Google Drive) cannot be checked from here: it counts as held while it
+is touched, and as stale once it has been silent for five minutes (a Colab session that
+disconnected); the message says so, and how to remove it by hand.
 
 Locks are re-entrant within a process (a notebook's `ensure_data` holds the split lock that
 the split inside it takes again), and released only by the process that holds them.
@@ -41,7 +43,10 @@ from utils.cli import UserError
 OUTPUT_LOCK = "output"  # a folder a command writes its results into (train, demo, fetch, extract)
 DATA_LOCK = "data"  # a data folder: the split, the unpack and the download of a data set
 WAIT_FOR_WRITER_S = 5.0  # a lock file still empty after this long is a crash's leftover
+HEARTBEAT_S = 30.0  # how often a holder touches its lock file: a sign of life other machines can see
+STALE_ELSEWHERE_S = 300.0  # a lock from another machine without a sign of life for this long is stale
 _held: dict[str, tuple[str, int, bool]] = {}  # real path of a lock -> (our token, depth, made its folder)
+_beats: dict[str, threading.Event] = {}  # real path of a lock -> what stops its heartbeat
 _guard = threading.Lock()
 
 
@@ -133,10 +138,16 @@ class Holder:
         return json.dumps({"pid": self.pid, "start": self.start, "host": self.host,
                            "command": self.command, "since": self.since, "token": self.token})
 
-    def running(self) -> bool | None:
-        """True: the holder runs; False: it is gone; None: it is on another host (unknown)."""
+    def running(self, path: Path) -> bool | None:
+        """True: the holder runs; False: it is gone; None: it is on another host and gave a sign of
+        life lately (its heartbeat touches `path`), so it may still run (a Colab session writing to
+        Drive, say). A lock from another host silent for `STALE_ELSEWHERE_S` counts as gone."""
         if self.host != socket.gethostname():
-            return None
+            try:
+                silent = time.time() - path.stat().st_mtime
+            except OSError:
+                return None
+            return None if silent < STALE_ELSEWHERE_S else False
         if not _pid_alive(self.pid):
             return False
         now = process_start(self.pid)
@@ -159,6 +170,19 @@ def _create(path: Path, holder: Holder) -> bool:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(holder.text())
     return True
+
+
+def _heartbeat(path: Path) -> threading.Event:
+    """Touch `path` every `HEARTBEAT_S` until the returned event is set (a daemon thread)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                os.utime(path)
+
+    threading.Thread(target=beat, name=f"lock heartbeat {path.name}", daemon=True).start()
+    return stop
 
 
 def _remove_if_unchanged(path: Path, seen: str) -> None:
@@ -203,6 +227,7 @@ def acquire(folder: Path, purpose: str, *, advice: str, quiet: bool = False) -> 
         if _create(path, me):
             with _guard:
                 _held[key] = (me.token, 1, made)
+                _beats[key] = _heartbeat(path)
             return path
         try:
             seen = path.read_text(encoding="utf-8")
@@ -220,15 +245,16 @@ def acquire(folder: Path, purpose: str, *, advice: str, quiet: bool = False) -> 
                       "taking the lock over.", file=sys.stderr)
             _remove_if_unchanged(path, seen)
             continue
-        running = holder.running()
+        running = holder.running(path)
         if running is False or (holder.pid == os.getpid() and holder.host == me.host):
             if not quiet:
                 print(f"note: taking over the lock {path} of {holder.describe()}, which is no longer "
                       "running.", file=sys.stderr)
             _remove_if_unchanged(path, seen)
             continue
-        unknown = ("" if running is not None
-                   else " (it runs on another machine, which cannot be checked from here)")
+        unknown = ("" if running is not None else
+                   f" (on another machine, which cannot be checked from here; its lock is taken over "
+                   f"{STALE_ELSEWHERE_S / 60:g} minutes after its last sign of life)")
         raise FolderBusyError(
             f"{folder} is in use by {holder.describe()}{unknown}. Wait for it to finish or stop it, "
             f"or {advice}. If no such process is running, delete {path}.")
@@ -244,6 +270,9 @@ def release(path: Path) -> None:
             _held[key] = (token, depth - 1, made)
             return
         _held.pop(key, None)
+        beat = _beats.pop(key, None)
+    if beat is not None:
+        beat.set()
     holder = Holder.read(path)
     if holder is not None and holder.token == token:
         Path(path).unlink(missing_ok=True)

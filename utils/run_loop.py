@@ -231,7 +231,7 @@ class _Run:
 
         self.dataset = SeededPairs(config.domain_a, config.domain_b, make_transform(config.image_size))
         self.data_record = self.dataset.record()  # what the run trains on: fixed once the lists are made
-        check_two_domains(config.domain_a, config.domain_b, self.data_record)
+        check_two_domains(config.domain_a, config.domain_b, (self.dataset.A_images, self.dataset.B_images))
         self.sampler = ResumableSampler(self.dataset.A_len, self.dataset.B_len, seed=config.seed,
                                         random_pairing=config.random_pairing, rank=ctx.rank,
                                         world_size=ctx.world_size)

@@ -217,10 +217,21 @@ def _folders(roots: PathLike | Sequence[PathLike]) -> list[Path]:
     return [Path(roots)] if isinstance(roots, (str, os.PathLike)) else [Path(r) for r in roots]
 
 
+def _same_images(a: Sequence[Path], b: Sequence[Path], sample: int = 3) -> bool:
+    """Whether two image lists are one set under two folders: the same names, and the same bytes in
+    the first few files (a copy of a folder; two sources that merely number their files alike differ)."""
+    if not a or [p.name for p in a] != [p.name for p in b]:
+        return False
+    try:
+        return all(x.read_bytes() == y.read_bytes() for x, y in zip(a[:sample], b[:sample], strict=True))
+    except OSError:  # unreadable: the run's own checks name it
+        return False
+
+
 def check_two_domains(domain_a: PathLike | Sequence[PathLike], domain_b: PathLike | Sequence[PathLike],
-                      data: dict[str, Any] | None = None) -> None:
-    """Refuse a run whose two domains are one: the same folder given for A and for B (or the
-    same images under two names, when `data`, the record of what each domain holds, is given).
+                      images: tuple[Sequence[Path], Sequence[Path]] | None = None) -> None:
+    """Refuse a run whose two domains are one: the same folder given for A and for B (or, when
+    `images`, the two domains' image lists, are given, the same images in two folders).
     It would train black -> black without a word."""
     def real(path: Path) -> Path:
         try:
@@ -231,10 +242,10 @@ def check_two_domains(domain_a: PathLike | Sequence[PathLike], domain_b: PathLik
     a = {real(p): p for p in _folders(domain_a)}
     b = {real(p): p for p in _folders(domain_b)}
     both = [str(a[p]) for p in a if p in b]
-    same = data is not None and data["A"]["count"] and data["A"]["names"] == data["B"]["names"]
+    same = images is not None and _same_images(*images)
     if both or same:
         what = (f"both name {', '.join(both)}" if both
-                else f"hold the same {data['A']['count']:,} image names (a copy of one folder?)")
+                else f"hold the same {len(images[0]):,} images (a copy of one folder?)")
         raise SettingError(f"--domain-a and --domain-b (domain_a, domain_b) {what}: the run would learn to "
                            "turn a domain into itself. Give each domain its own folder (e.g. files/black "
                            "and files/blond).")
