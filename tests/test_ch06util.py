@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import warnings
 from pathlib import Path
@@ -321,6 +322,28 @@ def test_train_epoch_returns_the_mean_of_its_batches(domains, tmp_path):
         out = ch.train_step(A, B, *nets2, opt_disc2, opt_gen2, l1, mse, d_scaler, g_scaler)
         per_batch.append(out["D_loss"].item())
     assert losses["D_loss"] == pytest.approx(sum(per_batch) / 3, rel=1e-5)
+
+
+def test_train_epoch_stopped_at_max_batches_ends_its_jupyter_bar_green(domains, tmp_path, monkeypatch):
+    """Jupyter's bar turns red ('danger') when its loop is left early or closed short of its
+    total: a run that stops where it was told to must not look like a failure."""
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    styles: list[str] = []
+
+    class RecordingBar(notebook_tqdm):
+        def display(self, *args, bar_style=None, **kwargs):  # what the bar shows, style included
+            if bar_style:
+                styles.append(bar_style)
+            return super().display(*args, bar_style=bar_style, **kwargs)
+
+    monkeypatch.setattr(ch, "tqdm", RecordingBar)
+    nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler = _tiny_setup(domains)
+    assert len(loader) > 2
+    ch.train_epoch(*nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler, "cpu",
+                   max_batches=2, sample_dir=tmp_path)
+    gc.collect()  # a generator left by `break` is closed when collected: that is when it turns red
+    assert styles and styles[-1] == "success" and "danger" not in styles, styles
 
 
 def test_discriminators_are_trainable_again_after_the_generator_step(domains):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -497,10 +498,10 @@ def train_epoch(disc_A, disc_B, gen_A, gen_B, loader, opt_disc, opt_gen, l1, mse
     total = len(loader) if max_batches is None else min(max_batches, len(loader))
     sums = {key: torch.zeros((), device=device) for key in LOSS_KEYS}
     count = 0
-    loop = tqdm(loader, total=total, leave=True, disable=not progress)
+    # extra code – islice ends the bar's own loop at `total`: a `break` out of a tqdm loop
+    # closes it mid-iteration, which Jupyter's bar shows in red, as a failure
+    loop = tqdm(islice(loader, total), total=total, leave=True, disable=not progress)
     for idx, (A, B) in enumerate(loop):
-        if count == total:
-            break
         A = A.to(device, non_blocking=True)
         B = B.to(device, non_blocking=True)
         out = train_step(A, B, disc_A, disc_B, gen_A, gen_B, opt_disc, opt_gen, l1, mse,
