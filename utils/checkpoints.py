@@ -13,6 +13,7 @@ import pickle
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,12 @@ def safe_load(path: PathLike, map_location: Any = "cpu", *, mmap: bool = False) 
             "or put the chapter's published file there."
         )
     try:
-        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():
+            # A file pickled outside torch.save (protocol 3+, as plain `pickle.dump` writes) makes
+            # torch warn about its own unpickler and ask for an issue to be filed: nothing a
+            # reader can act on. The load goes on, and fails, if it must, with our message below.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
         raise CheckpointError(f"Cannot read {path} as PyTorch weights: {unreadable_reason(path, error)}"
                               ) from error
