@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shlex
 import warnings
 from unittest import mock
 
@@ -122,12 +123,16 @@ def _training_checkpoint(path):
 
 
 def test_load_generator_on_a_training_checkpoint_says_what_it_is_and_how_to_get_the_generator(tmp_path):
-    _training_checkpoint(tmp_path / "checkpoint.pt")
+    run = tmp_path / "My Course"  # the command it prints must paste as one path
+    run.mkdir()
+    _training_checkpoint(run / "checkpoint.pt")
     with pytest.raises(ck.CheckpointError) as err:
-        ck.load_generator(tmp_path / "checkpoint.pt")
+        ck.load_generator(run / "checkpoint.pt")
     message = str(err.value)
     assert "checkpoint.pt is a training checkpoint" in message and "not a generator's state_dict" in message
-    assert str(tmp_path / "gen_black.pth") in message and "python -m utils.checkpoints extract" in message
+    assert str(run / "gen_black.pth") in message
+    printed = shlex.split(message.split("`")[1])
+    assert printed == ["python", "-m", "utils.checkpoints", "extract", str(run / "checkpoint.pt")]
 
 
 def test_extract_writes_both_generators_and_keeps_existing_ones_without_force(tmp_path, capsys):

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 
 import pytest
 
-from utils.cli import DEBUG_ENV, USER_ERROR_EXIT, SettingError, UserError, command, describe, is_user_error
+from utils.cli import (
+    DEBUG_ENV,
+    USER_ERROR_EXIT,
+    SettingError,
+    UserError,
+    command,
+    command_line,
+    describe,
+    is_user_error,
+)
 
 
 def _main_raising(error: BaseException):
@@ -95,3 +105,12 @@ def test_ch06_debug_0_means_off(value, on, monkeypatch):
             _main_raising(UserError("bad"))([])
     else:
         assert _main_raising(UserError("bad"))([]) == USER_ERROR_EXIT
+
+
+def test_a_printed_command_keeps_a_path_with_spaces_in_one_argument(monkeypatch):
+    path = "/home/me/My Course/ch06/files"
+    line = command_line("python", "-m", "utils.prepare", "split", "celeba", "--root", path)
+    assert line.startswith("python -m utils.prepare split celeba --root ")  # plain words stay plain
+    assert shlex.split(line)[-1] == path
+    monkeypatch.setattr(os, "name", "nt")  # cmd.exe does not read single quotes: double quotes there
+    assert command_line("--root", r"C:\Users\me\My Course") == r'--root "C:\Users\me\My Course"'

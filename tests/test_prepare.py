@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import stat
 import sys
 import types
@@ -21,7 +22,7 @@ import pytest
 import utils
 from tests.conftest import lock_held_elsewhere
 from utils import datasets, kaggle, prepare
-from utils.archive import UnsafeArchiveError, safe_extract, unpack
+from utils.archive import UnsafeArchiveError, in_place_message, safe_extract, unpack
 from utils.datasets import CELEBA_ATTRIBUTES, DataLayoutError
 from utils.kaggle import DownloadError
 from utils.prepare import (
@@ -399,6 +400,22 @@ def test_missing_csv_or_images_says_how_to_get_them(tmp_path):
     os.rename(tmp_path / "r" / "img_align_celeba", tmp_path / "r" / "elsewhere")
     with pytest.raises(DataLayoutError, match="image folder .* is missing"):
         split_celeba(tmp_path / "r")
+
+
+def test_every_printed_command_keeps_a_folder_with_a_space_in_one_argument(tmp_path, capsys):
+    """A reader pastes the commands we print: `--root /x/My Course/files` unquoted would be two
+    arguments. The missing-data error, the manual steps and the unpack's "Next:" line."""
+    root = tmp_path / "My Course" / "files"
+    root.mkdir(parents=True)
+    assert prepare.main(["split", "celeba", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    fix = err.split("Fix: ", 1)[1].split(", or get it", 1)[0]
+    assert shlex.split(fix) == ["python", "-m", "utils.prepare", "download", "celeba", "--root", str(root)]
+    unpack_line = next(line for line in err.splitlines() if "utils.prepare unpack" in line)
+    assert shlex.split(unpack_line)[-2:] == ["--root", str(root)]
+    write_celeba(root)
+    next_line = in_place_message(datasets.dataset_spec("celeba"), root).splitlines()[-1]
+    assert shlex.split(next_line.removeprefix("Next: "))[-2:] == ["--root", str(root)]
 
 
 def test_cli_reports_errors_with_exit_status(tmp_path, capsys):

@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PureWindowsPath
 
-from utils.cli import UserError
+from utils.cli import UserError, python_command
 from utils.datasets import (
     DATASETS,
     DataLayoutError,
@@ -196,7 +196,7 @@ def unpack(zip_path: PathLike, root: PathLike | None = None, *, kind: str | None
 def in_place_message(spec: DatasetSpec, root: Path) -> str:
     count = sum(1 for _ in os.scandir(root / spec.image_dir))
     return (f"{spec.title} is in place: {root / spec.csv}, {root / spec.image_dir} ({count:,} files).\n"
-            f"Next: python -m utils.prepare split {spec.kind} --root {root}")
+            f"Next: {python_command('utils.prepare', 'split', spec.kind, '--root', root)}")
 
 
 if __name__ == "__main__":  # no command line of its own: say which one to use rather than do nothing

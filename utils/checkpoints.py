@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from utils.ch06util import Generator, generator_variant
-from utils.cli import UserError, command
+from utils.cli import UserError, command, python_command
 from utils.locks import OUTPUT_LOCK, hold
 from utils.ownership import OwnedFiles, output_folder
 
@@ -256,7 +256,7 @@ def _training_checkpoint_message(path: PathLike) -> str:
     return (f"{path} is a training checkpoint of utils.train (the four networks, optimisers, data "
             "position, ...), not a generator's state_dict. The generators are saved beside it as "
             f"{path.parent / 'gen_black.pth'} and {path.parent / 'gen_blond.pth'}: load those; if they "
-            f"are missing, write them with `python -m utils.checkpoints extract {path}`.")
+            f"are missing, write them with `{python_command('utils.checkpoints', 'extract', path)}`.")
 
 
 class NewerCheckpointError(CheckpointError):

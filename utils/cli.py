@@ -28,7 +28,9 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import shlex
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -64,6 +66,26 @@ _READER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.E
 
 _READER_OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                      PermissionError)
+
+
+def shell_quote(argument: str | os.PathLike) -> str:
+    """One argument of a command we print for the reader to paste, quoted for their shell.
+
+    A folder named "My Course" must stay one argument: `shlex.quote` on macOS and Linux,
+    `subprocess.list2cmdline` (cmd.exe's double quotes) on Windows. Plain words stay as they are.
+    """
+    text = os.fspath(argument)
+    return subprocess.list2cmdline([text]) if os.name == "nt" else shlex.quote(text)
+
+
+def command_line(*arguments: str | os.PathLike) -> str:
+    """A command to print, each argument quoted: `command_line("python", "-m", "utils.x", path)`."""
+    return " ".join(shell_quote(a) for a in arguments)
+
+
+def python_command(module: str, *arguments: str | os.PathLike) -> str:
+    """`python -m MODULE ARGUMENTS...` to print, each argument quoted (see `command_line`)."""
+    return command_line("python", "-m", module, *arguments)
 
 
 def is_user_error(error: BaseException) -> bool:

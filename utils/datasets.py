@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from utils.cli import SettingError, UserError
+from utils.cli import SettingError, UserError, python_command
 
 PathLike = str | os.PathLike
 
@@ -116,7 +116,7 @@ def manual_steps(kind: str, root: PathLike) -> str:
         f"  1. Sign in at https://www.kaggle.com and open {spec.url}\n"
         f"  2. Click 'Download' and save the zip (Kaggle names it archive.zip).\n"
         f"  3. Unpack it safely into the layout below:\n"
-        f"       python -m utils.prepare unpack PATH/TO/archive.zip --root {root}\n"
+        f"       {python_command('utils.prepare', 'unpack', 'PATH/TO/archive.zip', '--root', root)}\n"
         f"     or unzip it yourself so that you get exactly this tree:\n"
         + "\n".join("       " + line for line in spec.tree.format(root=root).splitlines())
         + "\n"

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from utils.archive import unpack
-from utils.cli import SettingError, UserError, command
+from utils.cli import SettingError, UserError, command, python_command
 from utils.datasets import (
     CELEBA,
     DATASETS,
@@ -78,8 +78,9 @@ class CSVFormatError(UserError, ValueError):
 # --------------------------------------------------------------------------- messages
 def _missing_data_error(spec: DatasetSpec, root: Path, problems: list[str]) -> DataLayoutError:
     return DataLayoutError(
-        f"No {spec.title} download in {root}: {'; '.join(problems)}. Fix: python -m utils.prepare "
-        f"download {spec.kind} --root {root}, or get it by hand from {spec.url} (steps above).",
+        f"No {spec.title} download in {root}: {'; '.join(problems)}. Fix: "
+        f"{python_command('utils.prepare', 'download', spec.kind, '--root', root)}, "
+        f"or get it by hand from {spec.url} (steps above).",
         manual_steps(spec.kind, root),
     )
 
@@ -624,7 +625,8 @@ def ensure_data(kind: str = "celeba", root: PathLike | None = None, *, synthetic
             truth = data_root / "ground_truth" / kind
             print(f"Using the built-in synthetic faces in {data_root}: no {spec.title} download found in "
                   f"{root} ({'; '.join(problems)}). To use the real data: "
-                  f"`python -m utils.prepare download {kind} --root {root}` (notebook 01 explains).")
+                  f"`{python_command('utils.prepare', 'download', kind, '--root', root)}` "
+                  "(README, \"The data\").")
         report = split(data_root, test_count=test_count)
     domain_A, domain_B = report.folders.values()
     test_A, test_B = report.test_folders.values() if report.test_folders else (None, None)
