@@ -1,8 +1,13 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Each sets itself up in .venv.
+# Two commands on a fresh machine: `make demo` and `make test`; `make lab` opens the notebooks.
+# Each sets itself up in .venv.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements
+LAB_STAMP := $(VENV)/.installed-lab
+# Jupyter refuses to start as root ("Running as root is not recommended") unless told: a
+# container or a cloud machine often runs as root, so the flag is added there and only there.
+AS_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
 .PHONY: setup demo weights test lint notebooks lab docs clean-venv
 
@@ -24,20 +29,24 @@ demo: setup
 weights: setup
 	$(PY) -m utils.published fetch $(ARGS)
 
-# Everything CI runs: lint, the unit tests, then every notebook in fast mode.
+# Everything CI runs: lint, then the tests, which run every notebook in fast mode
+# (tests/test_notebooks_run.py) and read what it prints.
 test: setup
 	$(PY) -m ruff check utils tests benchmarks notebooks
 	$(PY) -m pytest tests
-	CH06_FAST=1 $(PY) -m pytest --nbval-lax notebooks
 
 # Write the .ipynb files from their py:percent twins (after editing a .py).
 notebooks: setup
 	$(PY) -m jupytext --sync notebooks/*.py
 
-# JupyterLab for reading the notebooks locally (not needed by the tests).
-lab: setup
-	$(PY) -m pip install jupyterlab
-	$(PY) -m jupyter lab notebooks
+# The notebooks in JupyterLab, in your browser: installs JupyterLab into .venv the first time
+# (requirements-lab.txt; `make test` does not need it), then opens notebooks/. Ctrl-C stops it.
+lab: $(LAB_STAMP)
+	$(PY) -m jupyterlab $(AS_ROOT) notebooks
+
+$(LAB_STAMP): requirements-lab.txt $(STAMP)
+	$(PY) -m pip install -r requirements-lab.txt
+	touch $(LAB_STAMP)
 
 # The README's pictures in docs/.
 docs: setup

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+
 import pytest
 
 from utils import docs
+from utils.paths import REPO_ROOT
 
 
 def _metrics():
@@ -53,3 +59,21 @@ def test_make_docs_without_a_finished_demo_is_one_line_and_exit_2(tmp_path, monk
     err = capsys.readouterr().err
     assert err.startswith(f"error: No finished demo in {tmp_path / 'no-demo'} (metrics.json is missing")
     assert err.count("\n") == 1 and "old" in readme.read_text()
+
+
+def test_the_readmes_first_section_has_the_command_that_opens_the_notebooks():
+    first = docs.README.read_text(encoding="utf-8").split("\n## ", 1)[0]
+    assert re.search(r"^make lab\b", first, re.MULTILINE)
+    requirements = (REPO_ROOT / "requirements.txt").read_text(encoding="utf-8")
+    assert "jupyterlab" not in requirements  # `make test` (CI) installs no JupyterLab
+    lab = (REPO_ROOT / "requirements-lab.txt").read_text(encoding="utf-8").splitlines()
+    assert "-r requirements.txt" in lab and any(line.startswith("jupyterlab") for line in lab)
+
+
+@pytest.mark.skipif(shutil.which("make") is None or os.name == "nt", reason="needs make")
+def test_make_lab_opens_the_notebooks_and_allows_root_only_as_root():
+    """Jupyter refuses to run as root without --allow-root; nobody else should get the flag."""
+    dry = subprocess.run(["make", "-n", "lab"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    command = dry.stdout.strip().splitlines()[-1]
+    assert "-m jupyterlab" in command and command.endswith(" notebooks")
+    assert ("--allow-root" in command) == (os.geteuid() == 0)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.cli import DEBUG_ENV, UserError, is_user_error, report
 from utils.paths import REPO_ROOT, files_dir
 from utils.run_loop import train
 from utils.run_state import GEN_BLACK, GEN_BLOND
@@ -83,11 +84,42 @@ def keep_files_on_drive() -> Path | None:
     return files_dir()
 
 
+def show_reader_error(shell, etype, value, tb, tb_offset=None) -> None:
+    """What a cell shows for an error: the command line's one line for a reader's mistake
+    (a photo without a face, a missing file), the usual traceback for anything else.
+
+    (Extra code – not in the book.) An IPython custom-exception handler (`start` installs it):
+    the cell still fails and stops "Run All", as any error does, but a reader reads
+    `error: no face found in ... — ...` instead of 25 lines of library internals.
+    `CH06_DEBUG=1` shows the full traceback of those too, as on the command line.
+    """
+    if is_user_error(value) and not os.environ.get(DEBUG_ENV):
+        report(value, sys.stderr)
+    else:
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+
+
+def show_reader_errors_in_one_line() -> bool:
+    """In IPython/Jupyter, show a reader's mistakes as one line (`show_reader_error`); whether
+    it did (outside IPython there is nothing to change)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - ipykernel, in requirements.txt, brings IPython
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    shell.set_custom_exc((UserError, OSError), show_reader_error)  # the types is_user_error accepts
+    return True
+
+
 def start(seed: int = 0, drive: bool = False) -> Session:
     """Print what runs where, seed everything, and return the session facts.
 
-    `drive=True` (the first cell's `ON_DRIVE`) keeps files/ on Google Drive on Colab.
+    `drive=True` (the first cell's `ON_DRIVE`) keeps files/ on Google Drive on Colab. In
+    Jupyter, a reader's mistake in any later cell is shown as one line (`show_reader_error`).
     """
+    show_reader_errors_in_one_line()
     if drive:
         keep_files_on_drive()
     device = pick_device()
