@@ -109,8 +109,10 @@ def test_a_minutes_cap_says_plainly_that_the_run_stopped_early(demo_run, tmp_pat
     metrics = demo.run_demo(tmp_path / "capped", minutes=1, fast=True, device="cpu", progress=True,
                             clock=clock)
     out = capsys.readouterr().out
-    # the speed estimate comes first: 30 s between the 1st and 2nd iteration, 4 iterations planned
-    assert "30.00 s per iteration: the run's 4 iterations take about 2 min on this machine." in out
+    # the speed estimate comes first: 30 s per iteration after the first, 4 iterations planned
+    assert ("Estimate: the run's 4 iterations take about 2 min on this machine (30 s per iteration, the "
+            "median of iteration 2, after 1 warm-up iteration). The 1-minute budget stops this session "
+            "before that.") in out
     note = "stopped at 2 of 4 iterations (the --minutes 1 cap): scores are below what the full run gets."
     assert f"Note: {note}" in out
     saved = json.loads((tmp_path / "capped" / "metrics.json").read_text(encoding="utf-8"))

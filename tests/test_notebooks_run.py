@@ -1,6 +1,7 @@
 """Every notebook run top to bottom in fast mode, as a reader's Jupyter runs it, and read as a
-reader reads it: no error, no red progress bar, no traceback or warning printed, and a
-reader's mistake (a photo without a face, a photo that is not there) shown in one line.
+reader reads it: no error, no red progress bar, no traceback or warning printed, a training
+run's printed estimate close to the iterations it then ran, and a reader's mistake (a photo
+without a face, a photo that is not there) shown in one line.
 
 The five run in order in fresh kernels of this Python (`tests/notebook_kernel.py`), on one
 fresh `CH06_FILES` folder whose name has a space (notebook 03 trains the pair that 04 shows).
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -22,6 +25,11 @@ from utils.paths import REPO_ROOT
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NAMES = [p.stem for p in NOTEBOOKS]
 TRAINING = ["03_train_cyclegan", "05_glasses_exercise"]  # the notebooks whose cells show training bars
+
+# What utils.run_loop prints: the estimate, early, and where the run wrote its history.csv
+ESTIMATE = re.compile(r"Estimate: .+ iterations take .+ \((?P<per>[\d.e-]+) s per iteration, the median of "
+                      r"iterations? (?P<first>[\d,]+)(?:–(?P<last>[\d,]+))?")
+STOPPED = re.compile(r"^Stopped at iteration [\d,]+ \(\w+\); wrote (?P<out>.+)\.$", re.MULTILINE)
 
 # A reader's mistakes, made in notebook 04's kernel after it ran: the cell must fail (it stops
 # "Run All") with the command line's one line, not a traceback.
@@ -91,3 +99,22 @@ def test_a_readers_mistake_is_one_line_and_stops_the_run(runs, what):
     assert not cell.errors  # no traceback output beside it
     reply = next(content for kind, content in cell.messages if kind == "execute_reply")
     assert reply["status"] == "error"  # "Run All" stops there
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_a_runs_printed_estimate_matches_the_iterations_it_then_ran(runs, name):
+    """Notebook 03 once announced 4.7 h for a run that took 27 minutes: an estimate taken on
+    the warm-up iterations. The printed seconds per iteration must be within 3x of the
+    iterations that followed it (history.csv's clock), whatever the machine."""
+    trained = [cell.text for cell in runs[name] if STOPPED.search(cell.text)]
+    assert trained, "no training run printed where it wrote"
+    for text in trained:
+        estimate = ESTIMATE.search(text)
+        assert estimate, f"no estimate printed before the run:\n{text}"
+        history = pd.read_csv(Path(STOPPED.search(text)["out"]) / "history.csv")
+        timed_until = int((estimate["last"] or estimate["first"]).replace(",", ""))
+        after = history[history["iteration"] >= timed_until]["seconds"].to_numpy()
+        assert len(after) >= 3, "too few iterations after the estimate to check it"
+        actual = (after[-1] - after[0]) / (len(after) - 1)
+        ratio = float(estimate["per"]) / actual
+        assert 1 / 3 <= ratio <= 3, f"estimate {estimate['per']} s per iteration, then {actual:.3g} s"

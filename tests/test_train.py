@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -552,8 +553,21 @@ def test_the_run_prints_its_expected_duration_early(data, tmp_path, capsys):
 
     tr.train(tiny(data, tmp_path / "o", iterations=30), progress=True, clock=clock)
     out = capsys.readouterr().out
-    # 3 iterations timed after the first (a tenth of the run, at most 10), 3 s each
-    assert "3.00 s per iteration: the run's 30 iterations take about 2 min on this machine." in out
+    # 3 iterations timed after 3 to warm up (a tenth of the run, at most 10), 3 s each
+    assert ("Estimate: the run's 30 iterations take about 2 min on this machine (3.0 s per iteration, "
+            "the median of iterations 4–6, after 3 warm-up iterations).") in out
+
+
+def test_the_estimate_skips_the_slow_first_iterations(data, tmp_path, capsys):
+    """The first iterations of a session are slow (kernels chosen, caches filled): an estimate
+    taken on them said 4.7 h for a run that took 27 minutes."""
+    # read once at the start, then once per iteration: 8 s thrice (warm-up), then the run's 0.5 s
+    readings = itertools.accumulate([0.0, 8.0, 8.0, 8.0] + [0.5] * 100)
+    tr.train(tiny(data, tmp_path / "o", iterations=40), progress=True, clock=lambda: next(readings))
+    out = capsys.readouterr().out
+    # warm-up ends after 10 s (two iterations); the third slow one is outvoted by the median
+    assert "(0.5 s per iteration, the median of iterations 3–6, after 2 warm-up iterations)" in out
+    assert "the run's 40 iterations take about 20 s" in out
 
 
 def test_an_error_between_iterations_keeps_the_work_done(data, tmp_path, capsys):
@@ -571,3 +585,32 @@ def test_an_error_between_iterations_keeps_the_work_done(data, tmp_path, capsys)
     whole = run(data, tmp_path / "whole", iterations=5)
     for name in NETS:  # and the resume is still exact
         assert_same(getattr(whole, name).state_dict(), getattr(resumed, name).state_dict(), name)
+
+
+# --------------------------------------------------------------------- CPU threads
+def test_every_path_that_trains_picks_its_cpu_threads_by_timing(data, tmp_path, monkeypatch, capsys):
+    """The demo, `python -m utils.train` and the notebooks all train through `run_loop.train`,
+    which times the run's own step at the default thread count and at one (speed.pick_cpu_threads)
+    before it seeds itself: the probe changes which threads run, never the run's result."""
+    from utils import demo, notebook, run_loop, speed
+
+    assert demo.train is run_loop.train and notebook.train is run_loop.train and tr.train is run_loop.train
+    plain = run(data, tmp_path / "plain", iterations=2)  # one thread (this module's fixture): no probe
+    probes = []
+
+    def pick(step):  # what pick_cpu_threads does, at a thread count fixed for the comparison
+        probes.append(step)
+        step()
+        torch.set_num_threads(1)
+        return 1
+
+    monkeypatch.setattr(speed, "pick_cpu_threads", pick)
+    torch.set_num_threads(2)  # the one_thread fixture restores the count afterwards
+    argv = ["--domain-a", str(data[0]), "--domain-b", str(data[1]), "--out", str(tmp_path / "cli"),
+            "--image-size", "32", "--num-features", "8", "--num-residuals", "1", "--sample-every", "0",
+            "--iterations", "2", "--checkpoint-every", "100"]
+    assert tr.main(argv) == 0
+    assert len(probes) == 1 and "CPU threads: 1 (the faster of 2 and 1 here" in capsys.readouterr().out
+    for name in NETS:  # the probe ran a real step on throw-away networks: the run is bit for bit the same
+        assert_same(getattr(plain, name).state_dict(),
+                    torch.load(tmp_path / "cli" / tr.CHECKPOINT, weights_only=True)[name], name)

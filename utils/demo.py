@@ -36,22 +36,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
-from utils import speed
-from utils.ch06util import make_grad_scaler, train_step
 from utils.cli import Terminated, UserError, command
 from utils.locks import OUTPUT_LOCK, hold
-from utils.networks import build_networks, build_optimizers
 from utils.ownership import OwnedFiles, output_folder, refuse_foreign
 from utils.paths import files_dir
-from utils.run_loop import train
+from utils.run_loop import choose_cpu_threads, train
 from utils.settings import (
     DEMO,
     FAST,
     DemoSettings,
     RunSettings,
-    TrainConfig,
     settings_for,
     train_config,
     train_options,
@@ -142,26 +137,6 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
     return written
 
 
-def choose_cpu_threads(config: TrainConfig) -> int:
-    """(extra code) The faster of PyTorch's default thread count and one, timed on this run's networks.
-
-    Throw-away networks and random batches at the run's sizes: `utils.train.train` seeds itself
-    afterwards, so the run's results do not depend on this probe (see `speed.pick_cpu_threads`).
-    """
-    cpu = torch.device("cpu")
-    nets = build_networks(config, cpu)
-    opt_disc, opt_gen = build_optimizers(config, nets)
-    scalers = make_grad_scaler(cpu), make_grad_scaler(cpu)
-    A, B = (torch.rand(config.batch_size, 3, config.image_size, config.image_size) * 2 - 1 for _ in "AB")
-
-    def step() -> None:
-        train_step(A, B, nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"], opt_disc, opt_gen,
-                   nn.L1Loss(), nn.MSELoss(), *scalers, lambda_cycle=config.lambda_cycle,
-                   lambda_identity=config.lambda_identity)
-
-    return speed.pick_cpu_threads(step)
-
-
 def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
     """The real CelebA download in files/ if there is one, else the synthetic faces; split, held out."""
     from utils.prepare import ensure_data
@@ -192,7 +167,8 @@ def run_demo(out: PathLike | None = None, *, minutes: float | None = None, itera
     """Data, training, scores and pictures in one call; returns what `metrics.json` holds.
 
     Training runs `iterations` (default: the settings'), a fixed seeded run, so every machine
-    gets the same result, only sooner or later; `minutes` optionally caps the training time
+    trains the same run, only sooner or later (its scores agree within the spread between
+    seeds: rounding differs between CPUs and thread counts); `minutes` optionally caps the training time
     (then the summary and metrics.json say that the run stopped early). `fast` (default:
     `CH06_FAST`) shrinks everything so the demo runs in seconds. `clock` times the training
     (tests pass a fake one).
@@ -236,14 +212,11 @@ def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: floa
 
     config = train_config(settings, data.domain_A, data.domain_B, run, minutes=minutes, seed=seed,
                           device=device)
-    if torch.device(device).type == "cpu":
-        default = torch.get_num_threads()
-        print(f"CPU threads: {choose_cpu_threads(config)} (the faster of {default} and 1 here, timed "
-              "over a few steps: a busy core makes two threads wait for each other)")
     cap = f", stopping after {minutes:g} min at most" if minutes is not None else ""
     print(f"Training {settings.iterations:,} iterations of {settings.batch_size} pairs at "
-          f"{settings.image_size} px (a fixed, seeded run: the same result on any machine){cap}. "
-          "The time it takes here follows after a few iterations.")
+          f"{settings.image_size} px (a fixed, seeded run: the same run on any machine, with results "
+          f"that agree within the spread between seeds){cap}. An estimate of the time it takes here "
+          "follows after a few iterations.")
     if settings.generator != "chapter":  # extra code – say so whenever the demo leaves the chapter
         print(f"Generator variant {settings.generator!r}, beyond the chapter: the chapter's generator "
               "cannot see an image's overall colour (README, \"What `make demo` shows\").")

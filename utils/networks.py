@@ -1,7 +1,7 @@
 """The four networks and two optimisers of a run, built from its `TrainConfig`.
 
-One public place for them: the trainer (`utils.run_loop`), the demo's CPU-thread probe
-(`utils.demo.choose_cpu_threads`) and the fast GPU path's memory probe
+One public place for them: the trainer (`utils.run_loop`), its CPU-thread probe
+(`utils.run_loop.choose_cpu_threads`) and the fast GPU path's memory probe
 (`utils.fast_gpu.measure_memory`) all build exactly the run's networks through it.
 """
 

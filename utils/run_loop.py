@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -184,6 +185,39 @@ def train(config: TrainConfig, *, progress: bool = True,
             dist.destroy_process_group()
 
 
+def choose_cpu_threads(config: TrainConfig) -> int:
+    """(extra code) The faster of PyTorch's default thread count and one, timed on this run's networks.
+
+    Throw-away networks and random batches at the run's sizes, before the run seeds itself, so
+    the run's results do not depend on this probe (see `speed.pick_cpu_threads`).
+    """
+    cpu = torch.device("cpu")
+    nets = build_networks(config, cpu)
+    opt_disc, opt_gen = build_optimizers(config, nets)
+    scalers = make_grad_scaler(cpu), make_grad_scaler(cpu)
+    A, B = (torch.rand(config.batch_size, 3, config.image_size, config.image_size) * 2 - 1 for _ in "AB")
+
+    def step() -> None:
+        train_step(A, B, nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"], opt_disc, opt_gen,
+                   nn.L1Loss(), nn.MSELoss(), *scalers, lambda_cycle=config.lambda_cycle,
+                   lambda_identity=config.lambda_identity)
+
+    return speed.pick_cpu_threads(step)
+
+
+def _settle_cpu_threads(config: TrainConfig, ctx: Dist, device: torch.device, progress: bool) -> None:
+    """On a CPU, every run (the command line, the notebooks, the demo) trains at the thread
+    count that measured faster here; said in one line. Not under torchrun (its processes
+    share the cores by design) and not with one thread, where there is nothing to choose."""
+    default = torch.get_num_threads()
+    if device.type != "cpu" or ctx.enabled or default <= 1:
+        return
+    threads = choose_cpu_threads(config)
+    if ctx.main and progress:
+        print(f"CPU threads: {threads} (the faster of {default} and 1 here, timed over a few steps: "
+              "a busy core makes two threads wait for each other)")
+
+
 def _train(config, ctx: Dist, device, progress, callback, clock) -> TrainResult:
     """The run in the order a reader follows it; each step is one method of `_Run`."""
     found = load_latest_checkpoint(config.out) if config.resume else None
@@ -191,13 +225,18 @@ def _train(config, ctx: Dist, device, progress, callback, clock) -> TrainResult:
         config, lines = reconcile(config, found[0].get("config"), ctx.world_size, found[1])
         for line in lines if ctx.main else ():
             print(line)
+    _settle_cpu_threads(config, ctx, device, progress)  # before the run seeds itself: a throw-away probe
     run = _Run(config, ctx, device, progress, callback, clock)  # set-up: data, networks, optimisers
     run.resume(found)  # or start fresh; refuses to overwrite a run or to continue one on other data
     return run.loop()  # iterations, logs and samples, checkpoints; then finish
 
 
-ETA_STEPS = 10  # iterations timed (after the first, which warms up) for the speed estimate ...
-ETA_SECONDS = 10.0  # ... or fewer, when they take this long
+# The speed estimate: the first iterations of a session are slow (kernels chosen and compiled,
+# caches and memory pools filled; the first of a 2,000-iteration run took 8-13 s against 0.5 s
+# later), so it skips them and times the next ones, on the thread count the run trains with.
+ETA_WARMUP = 3  # iterations not timed (fewer in a short run, or once they took ETA_SECONDS) ...
+ETA_STEPS = 10  # ... then iterations timed (a tenth of a short run, at least 2) ...
+ETA_SECONDS = 10.0  # ... or fewer, once they took this long
 
 
 def _duration(seconds: float) -> str:
@@ -207,6 +246,11 @@ def _duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"about {round(seconds / 60)} min"
     return f"about {seconds / 3600:.1f} h"
+
+
+def _seconds(value: float) -> str:
+    """'12 s', '8.4 s', '0.41 s', '0.0042 s': two significant digits, never '0.00 s'."""
+    return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s" if value >= 1 else f"{value:.2g} s"
 
 
 class _Run:
@@ -307,6 +351,8 @@ class _Run:
         self.in_step = self.in_checkpoint = False
         self.saved_at = pos["iteration"]  # the iteration of the newest checkpoint on disk
         self.estimated = False  # the duration is printed once
+        self.durations: list[float] = []  # seconds of each iteration of this session, until estimated
+        self.last_seconds, self.warmup = pos["seconds"], None
         reason = self.reached_budget()
         self.bar = tqdm(total=self.total, initial=pos["iteration"], unit="it", dynamic_ncols=True,
                         disable=not (self.progress and self.ctx.main))
@@ -368,22 +414,41 @@ class _Run:
         return step
 
     def estimate_duration(self) -> None:
-        """Once, early: how long the whole run takes on this machine, from the iterations after
-        the first (which warms up): after `ETA_STEPS` of them, or `ETA_SECONDS`, if sooner."""
-        done = self.pos["iteration"] - self.first_iteration
-        if done == 1:
-            self.seconds_after_first = self.pos["seconds"]
-        if done < 2 or self.estimated or not (self.progress and self.ctx.main and self.total):
+        """Once, early: how long the run takes on this machine, said to be an estimate.
+
+        Measured after warm-up (`ETA_WARMUP` iterations, fewer in a short run) on the
+        iterations that follow (`ETA_STEPS`, or `ETA_SECONDS` of them), at the run's own
+        settings and threads; the median, so one stall (another program, a sample grid) does
+        not set it. Nothing is printed when the run ends before the estimate is ready.
+        """
+        if self.estimated or not (self.progress and self.ctx.main and self.total):
             return
-        left = self.total - self.first_iteration
-        timed = self.pos["seconds"] - self.seconds_after_first
-        if done - 1 < min(ETA_STEPS, max(1, left // 10)) and timed < ETA_SECONDS:
+        seconds = self.pos["seconds"]
+        self.durations.append(seconds - self.last_seconds)
+        self.last_seconds = seconds
+        done, left = len(self.durations), self.total - self.first_iteration
+        if self.warmup is None:
+            if done >= min(ETA_WARMUP, max(1, left // 4)) or sum(self.durations) >= ETA_SECONDS:
+                self.warmup = done
+            return
+        timed = self.durations[self.warmup:]
+        if len(timed) < min(ETA_STEPS, max(2, left // 10)) and sum(timed) < ETA_SECONDS and done < left:
             return
         self.estimated = True
-        per_iteration = timed / (done - 1)
+        if done >= left:
+            return  # the run is over: nothing left to estimate
+        per_iteration = statistics.median(timed)
         which = f"the remaining {left:,}" if self.first_iteration else f"the run's {left:,}"
-        self.bar.write(f"{per_iteration:.2f} s per iteration: {which} iterations take "
-                       f"{_duration(per_iteration * left)} on this machine.")
+        first = self.first_iteration + self.warmup + 1
+        last = first + len(timed) - 1
+        median_of = f"iteration {first:,}" if first == last else f"iterations {first:,}–{last:,}"
+        warm = f"{self.warmup} warm-up iteration{'s' if self.warmup > 1 else ''}"
+        cap = ""
+        if self.config.minutes is not None and per_iteration * left > 60 * self.config.minutes:
+            cap = f" The {self.config.minutes:g}-minute budget stops this session before that."
+        self.bar.write(f"Estimate: {which} iterations take {_duration(per_iteration * left)} on this "
+                       f"machine ({_seconds(per_iteration)} per iteration, the median of {median_of}, "
+                       f"after {warm}).{cap}")
 
     def note_skipped(self, skipped: Sequence[str]) -> None:
         """Warn (once per file) about unreadable images the data loader skipped, and count them."""
@@ -494,6 +559,8 @@ class _Run:
     # ---------------------------------------------------------------------- finish
     def finish(self, reason: str) -> TrainResult:
         """Write the last losses and a final checkpoint; say where the run stopped."""
+        if reason in ("minutes", "callback") and self.bar.total and self.bar.n < self.bar.total:
+            self.bar.total = self.bar.n  # stopped where it was told to: Jupyter's bar ends green, not red
         self.bar.close()
         if self.ctx.main:
             self.flush()
