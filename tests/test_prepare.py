@@ -413,6 +413,8 @@ def test_every_printed_command_keeps_a_folder_with_a_space_in_one_argument(tmp_p
     assert shlex.split(fix) == ["python", "-m", "utils.prepare", "download", "celeba", "--root", str(root)]
     unpack_line = next(line for line in err.splitlines() if "utils.prepare unpack" in line)
     assert shlex.split(unpack_line)[-2:] == ["--root", str(root)]
+    download_line = next(line for line in err.splitlines() if line.startswith("To let `"))
+    assert shlex.split(download_line.split("`")[1])[-2:] == ["--root", str(root)]
     write_celeba(root)
     next_line = in_place_message(datasets.dataset_spec("celeba"), root).splitlines()[-1]
     assert shlex.split(next_line.removeprefix("Next: "))[-2:] == ["--root", str(root)]

@@ -14,6 +14,7 @@ import http.server
 import io
 import os
 import re
+import shlex
 import shutil
 import socket
 import threading
@@ -321,6 +322,12 @@ def test_offline_names_the_host_and_the_manual_steps(own):
     with pytest.raises(pub.FetchError, match=rf"could not reach 127\.0\.0\.1:{port} .*offline"):
         pub.fetch_published_generators(f"http://127.0.0.1:{port}/hair.zip", own, force=True, progress=False)
     assert _snapshot(own) == before
+
+
+def test_the_manual_steps_command_keeps_a_folder_with_a_space_in_one_argument(tmp_path):
+    dest = tmp_path / "My Course" / "files"
+    steps = pub.manual_steps(pub.PUBLISHED_WEIGHTS_URL, dest)
+    assert shlex.split(steps.split("`")[1])[-2:] == ["--dest", str(dest)]
 
 
 def test_a_stalled_download_times_out_and_changes_nothing(site, own):

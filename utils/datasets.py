@@ -120,10 +120,10 @@ def manual_steps(kind: str, root: PathLike) -> str:
         f"     or unzip it yourself so that you get exactly this tree:\n"
         + "\n".join("       " + line for line in spec.tree.format(root=root).splitlines())
         + "\n"
-        f"To let `python -m utils.prepare download {kind}` fetch it instead, create a Kaggle API\n"
-        f"token (kaggle.com -> Settings -> API -> Create New Token) and either save kaggle.json\n"
-        f"in ~/.kaggle/ (Windows: C:\\Users\\<you>\\.kaggle\\), or set KAGGLE_USERNAME and\n"
-        f"KAGGLE_KEY (or KAGGLE_API_TOKEN), or on Colab add them as notebook secrets."
+        f"To let `{python_command('utils.prepare', 'download', kind, '--root', root)}` fetch it instead,\n"
+        f"create a Kaggle API token (kaggle.com -> Settings -> API -> Create New Token) and either\n"
+        f"save kaggle.json in ~/.kaggle/ (Windows: C:\\Users\\<you>\\.kaggle\\), or set KAGGLE_USERNAME\n"
+        f"and KAGGLE_KEY (or KAGGLE_API_TOKEN), or on Colab add them as notebook secrets."
     )
 
 

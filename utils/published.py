@@ -63,7 +63,7 @@ from utils.checkpoints import (
     not_finite,
     unreadable_reason,
 )
-from utils.cli import SettingError, command
+from utils.cli import SettingError, command, python_command
 from utils.locks import OUTPUT_LOCK, hold
 from utils.ownership import OwnedFiles, output_folder
 from utils.paths import atomic_write_text, files_dir
@@ -326,7 +326,8 @@ def manual_steps(source: str, dest: Path) -> str:
     except FetchError:
         zip_url = PUBLISHED_WEIGHTS_URL
     return (f"By hand: download {zip_url} (in a browser), unzip it, and put gen_black.pth and "
-            f"gen_blond.pth in {dest}; or run `python -m utils.published fetch --url path/to/hair.zip` "
+            f"gen_blond.pth in {dest}; or run "
+            f"`{python_command('utils.published', 'fetch', '--url', 'path/to/hair.zip', '--dest', dest)}` "
             "with the zip you downloaded.")
 
 
