@@ -14,7 +14,9 @@
 # nobody tells the model which blond face "belongs" to which black-haired one.
 #
 # This notebook gets CelebA (or, without it, the repository's built-in synthetic faces), sorts
-# it into `files/black/` and `files/blond/`, and shows a few faces of each pile (figure 6.3).
+# it into one folder per hair colour, and shows a few faces of each pile (figure 6.3). CelebA
+# goes to `files/black/` and `files/blond/`; the built-in faces to `files/synthetic/black/` and
+# `files/synthetic/blond/`. The split prints the folders it filled.
 #
 # *Fast mode:* set the environment variable `CH06_FAST=1` before starting Jupyter and every
 # notebook runs in seconds on tiny built-in data.
@@ -60,7 +62,8 @@ if DOWNLOAD:
 # `files/black/` and every blond one into `files/blond/` (black wins when a face is labelled
 # both). We keep its rule but select the rows in one vectorised step and **link** the files
 # instead of moving them, so the download stays intact and the cell can be run again.
-# We also hold out a few faces of each colour in `files/test/` that training never sees.
+# We also hold out a few faces of each colour in a `test/` folder beside them (`files/test/`
+# for CelebA) that training never sees.
 #
 # Without CelebA in `files/`, the built-in synthetic faces are generated and split the same way.
 

@@ -75,7 +75,9 @@ show_rows([A, B], ["A (black)", "B (blond)"], size=2.5);
 # ## Listing 6.4: two discriminators
 #
 # A PatchGAN discriminator does not say "real" or "fake" for the whole picture but for each
-# patch: for a 256×256 image it outputs a 30×30 map of probabilities.
+# patch: it outputs a map of probabilities, one per overlapping patch of the image. For the
+# chapter's 256×256 images the map is 30×30; smaller images give smaller maps (the cell below
+# prints the map for this run's image size).
 
 # %%
 import torch
@@ -88,8 +90,9 @@ weights_init(disc_B);
 
 # %%
 x = torch.randn(1, 3, sizes.image_size, sizes.image_size, device=device)
+side = disc_A(x).shape[-1]
 print(f"Discriminator: {sum(p.numel() for p in disc_A.parameters()):,} parameters;",
-      f"a {tuple(x.shape)} image gives a {tuple(disc_A(x).shape)} map")
+      f"a {sizes.image_size}×{sizes.image_size} image gives a {side}×{side} map of probabilities")
 
 # %% [markdown]
 # ## Listing 6.5: two generators

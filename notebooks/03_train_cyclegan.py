@@ -77,6 +77,10 @@ g_scaler = make_grad_scaler(device)
 # `train_epoch` trains the discriminators, then the generators, on each pair, and every 100
 # batches saves the current images with `test()`. A full epoch is long, so we run only a few
 # batches here (`max_batches=None` runs the whole epoch, exactly as the chapter does).
+#
+# **How long:** 50 batches take a few seconds with the built-in faces; with CelebA on a laptop
+# CPU (128 px, the chapter's 64-wide network) about 2–3 minutes, on a GPU seconds. Fewer
+# batches (`max_batches=10`) or `CH06_FAST=1` make it quicker.
 
 # %%
 from torch.utils.data import DataLoader
@@ -120,6 +124,15 @@ FAST_GPU = False  # True on a CUDA GPU (Colab: Runtime > Change runtime type > G
 #
 # With the built-in faces it uses the settings of `make demo` (smaller models, the CycleGAN
 # paper's learning rate and identity loss), which learn the translation on a CPU in minutes.
+#
+# **How long:** with the built-in faces, 2,000 iterations take roughly 10–30 minutes on a laptop
+# CPU (12 minutes for `make demo`'s same sizes on an idle 2-core CPU; 27 minutes on one that
+# another program kept busy) and a few minutes on a GPU. With CelebA on a CPU (128 px, the
+# chapter's network) it takes hours: use a GPU, or the chapter's published weights (the last
+# section). Before training it picks the faster CPU thread count for this machine, and after a
+# few iterations it prints its own estimate. To make it quick: `CH06_FAST=1` before starting
+# Jupyter (tiny sizes, seconds), or fewer iterations, e.g. `train_config(..., iterations=300)`
+# (a rougher translation), or a time budget, `minutes=10` (run the cell again to continue).
 
 # %%
 from utils.notebook import train_config
@@ -131,13 +144,17 @@ result = train(config)
 # %% [markdown]
 # ## The losses
 #
-# The discriminators' loss hovers around 0.25 when they cannot tell real from fake (each output
-# near 0.5); the cycle loss should fall steadily: the round trip is learned first.
+# `D_loss` is the mean of the two discriminators' least-squares losses, (D(real) − 1)² + D(fake)²
+# each: 0.5 when they cannot tell real from fake at all (every output 0.5), 0 when they are
+# never fooled. In a balanced run it settles below 0.5, since the discriminators keep some edge:
+# the line printed with the plot gives your run's level. The cycle loss should fall steadily: the
+# round trip is learned first.
 
 # %%
-from utils.show import plot_history
+from utils.show import loss_summary, plot_history
 
-plot_history(result.history);
+plot_history(result.history)
+print(loss_summary(result.history))
 
 # %% [markdown]
 # ## Samples during training

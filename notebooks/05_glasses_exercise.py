@@ -30,7 +30,7 @@ env = start(drive=ON_DRIVE)
 
 # %%
 from utils.notebook import train_config
-from utils.show import show_rows
+from utils.show import show_round_trips
 
 data, sizes = env.data("celeba")
 
@@ -46,10 +46,18 @@ data, sizes = env.data("celeba")
 # %% [markdown]
 # ### Solution 6.1
 #
-# Only the roots swap: `domain_a` gets the blond folder, `domain_b` the black one. The
-# generator that *makes* domain A now paints blond hair, so the saved `gen_black.pth` of this
-# run actually holds the blond-maker: names follow the domains, not the colours. The
-# translations themselves should look like those of notebook 04, since CycleGAN is symmetric.
+# Only the roots swap. In the chapter's code that is `LoadData(root_A=[blond folder],
+# root_B=[black folder])`; the training run below builds the same pairs from `train_config`'s
+# `domain_a` and `domain_b`, which become those two roots, so the solution swaps those two
+# arguments: `domain_a` gets the blond folder, `domain_b` the black one. The generator that
+# *makes* domain A now paints blond hair, so the saved `gen_black.pth` of this run actually
+# holds the blond-maker: names follow the domains, not the colours. The translations
+# themselves should look like those of notebook 04, since CycleGAN is symmetric.
+#
+# **How long:** the same run as notebook 03's: 10–30 minutes on a laptop CPU with the built-in
+# faces (it prints its own estimate after a few iterations); this notebook trains twice. To
+# make it quick: `CH06_FAST=1` before starting Jupyter, or fewer iterations, e.g.
+# `train_config(..., iterations=300)`.
 
 # %%
 from utils.train import train
@@ -64,7 +72,7 @@ makes_blond, makes_black = swapped.gen_A, swapped.gen_B
 from utils.inference import load_batch, round_trip
 
 black = load_batch(data.test_A, 8, sizes.image_size)
-show_rows([black, *round_trip(makes_blond, makes_black, black)], ["black", "→ blond", "→ black"]);
+show_round_trips([black, *round_trip(makes_blond, makes_black, black)], ["black", "→ blond", "→ black"]);
 
 # %% [markdown]
 # ## Exercise 6.2
@@ -91,19 +99,21 @@ glasses, _ = env.data("glasses")
 
 # %% [markdown]
 # The same training as for hair, on the new folders: nothing in the model knows about hair.
+# The same time too: 10–30 minutes on a laptop CPU (`iterations=300` for a quick look).
 
 # %%
 run = train(train_config(sizes, glasses.domain_A, glasses.domain_B, env.files / "glasses"))
 add_glasses, remove_glasses = run.gen_A, run.gen_B  # gen_A makes domain A: faces with glasses
 
 # %% [markdown]
-# Removing glasses (top rows) and adding them (bottom rows), on held-out faces.
+# Removing glasses (the first figure) and adding them (the second), on held-out faces, each
+# round trip left to right.
 
 # %%
 with_g = load_batch(glasses.test_A, 8, sizes.image_size)
 without_g = load_batch(glasses.test_B, 8, sizes.image_size)
-show_rows([with_g, *round_trip(remove_glasses, add_glasses, with_g)], ["glasses", "removed", "back"])
-show_rows([without_g, *round_trip(add_glasses, remove_glasses, without_g)], ["none", "added", "back"]);
+show_round_trips([with_g, *round_trip(remove_glasses, add_glasses, with_g)], ["glasses", "removed", "back"])
+show_round_trips([without_g, *round_trip(add_glasses, remove_glasses, without_g)], ["none", "added", "back"]);
 
 # %% [markdown]
 # With the built-in faces the right answer is known, so the frames can be scored like the hair.

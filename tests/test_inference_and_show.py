@@ -68,6 +68,43 @@ def test_show_rows_draws_one_row_per_batch(tmp_path):
     assert show.to_picture(rows[1][0]).min() == 1.0
 
 
+def test_single_images_stand_side_by_side_not_stacked():
+    """A photo and its translations, or one sample of A and one of B: one row, titled on top."""
+    fig = show.show_rows([torch.zeros(1, 3, 8, 8)] * 4, ["yours", "→ blond", "→ back", "→ black"])
+    assert len(fig.axes) == 4 and len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 1
+    assert [ax.get_title() for ax in fig.axes] == ["yours", "→ blond", "→ back", "→ black"]
+    width, height = fig.get_size_inches()
+    assert width > 3 * height  # sized to its four pictures (and the titles): no tall margins
+
+
+def test_round_trips_read_left_to_right():
+    """Each face's original, translation and way back on one row, in that order; eight faces
+    of three stages fill a 4 x 6 grid (two faces a row, a narrow gap between them)."""
+    faces = torch.arange(8.0).view(8, 1, 1, 1).expand(8, 3, 4, 4) / 10
+    stages = [faces, faces + 0.01, faces + 0.02]  # stage k of face f shows the value f / 10 + k / 100
+    fig = show.show_round_trips(stages, ["black", "→ blond", "→ black"])
+    shown = [ax for ax in fig.axes if ax.get_images()]
+    assert len(shown) == 24 and len(fig.axes) == 28  # four spacer columns' worth of empty axes
+    first_row = sorted((ax for ax in shown if ax.get_position().y1 > 0.9),
+                       key=lambda ax: ax.get_position().x0)
+    values = [round(float(ax.get_images()[0].get_array()[0, 0, 0]) * 2 - 1, 2) for ax in first_row]
+    assert values == [0.0, 0.01, 0.02, 0.1, 0.11, 0.12]  # face 0's round trip, then face 1's
+    assert [ax.get_title() for ax in first_row] == ["black", "→ blond", "→ black"] * 2
+
+
+def test_the_loss_summary_is_written_from_the_runs_own_numbers():
+    """Notebook 03 once said D_loss "hovers around 0.25" beside a plot at 0.12-0.15: the
+    sentence now comes from the history it describes."""
+    rows = 100
+    history = pd.DataFrame({"iteration": range(1, rows + 1), "D_loss": [0.5] * 80 + [0.13] * 20,
+                            "cycle_loss": [0.4] * 20 + [0.1] * 80})
+    text = show.loss_summary(history)
+    assert "last 20 iterations D_loss averages 0.13" in text and "part of the time" in text
+    assert "fell from 0.400 (first 20 iterations) to 0.100" in text
+    even = show.loss_summary(history.assign(D_loss=0.5))
+    assert "averages 0.50" in even and "cannot tell real from fake" in even
+
+
 def test_plot_history_skips_losses_that_stayed_zero():
     history = pd.DataFrame({"iteration": range(10), "D_loss": 1.0, "G_loss": 2.0,
                             "cycle_loss": 0.5, "identity_loss": 0.0})

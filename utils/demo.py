@@ -116,11 +116,12 @@ def _fresh_run_folder(run: Path) -> None:
 
 def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[str, tuple[Path, Path]],
                 out: Path, image_size: int) -> list[Path]:
-    """One PNG per set of faces: rows black / blond / black again, then blond / black / blond again."""
+    """One PNG per set of faces, each round trip read left to right (original, translated, back):
+    the black-haired faces first, then the blond ones."""
     import matplotlib.pyplot as plt
 
     from utils.inference import load_batch, round_trip
-    from utils.show import show_rows
+    from utils.show import show_round_trips
 
     written = []
     for name, (folder_A, folder_B) in folders.items():
@@ -129,9 +130,10 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
         fake_blond, black_again = round_trip(gen_B, gen_A, black)
         fake_black, blond_again = round_trip(gen_A, gen_B, blond)
         path = out / f"round_trip_{name}.png"  # one of DEMO_FILES
-        fig = show_rows([black, fake_blond, black_again, blond, fake_black, blond_again],
-                        ["black", "→ blond", "→ black again", "blond", "→ black", "→ blond again"],
-                        save_to=path, title=f"Round trips, {name.replace('_', '-')} faces")
+        fig = show_round_trips([torch.cat([black, blond]), torch.cat([fake_blond, fake_black]),
+                                torch.cat([black_again, blond_again])], ["original", "translated", "back"],
+                               save_to=path, title=f"Round trips, {name.replace('_', '-')} faces: "
+                                                   "black → blond → black, then blond → black → blond")
         plt.close(fig)
         written.append(path)
     return written
