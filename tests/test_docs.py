@@ -73,7 +73,9 @@ def test_the_readmes_first_section_has_the_command_that_opens_the_notebooks():
 @pytest.mark.skipif(shutil.which("make") is None or os.name == "nt", reason="needs make")
 def test_make_lab_opens_the_notebooks_and_allows_root_only_as_root():
     """Jupyter refuses to run as root without --allow-root; nobody else should get the flag."""
-    dry = subprocess.run(["make", "-n", "lab"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    command = dry.stdout.strip().splitlines()[-1]
-    assert "-m jupyterlab" in command and command.endswith(" notebooks")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # make test
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "lab"], cwd=REPO_ROOT, env=env,
+                         capture_output=True, text=True, check=True)
+    (command,) = [line for line in dry.stdout.splitlines() if "-m jupyterlab" in line]
+    assert command.endswith(" notebooks")
     assert ("--allow-root" in command) == (os.geteuid() == 0)
