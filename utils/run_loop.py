@@ -231,9 +231,10 @@ def _train(config, ctx: Dist, device, progress, callback, clock) -> TrainResult:
     return run.loop()  # iterations, logs and samples, checkpoints; then finish
 
 
-# The speed estimate: the first iterations of a session are slow (kernels chosen and compiled,
-# caches and memory pools filled; the first of a 2,000-iteration run took 8-13 s against 0.5 s
-# later), so it skips them and times the next ones, on the thread count the run trains with.
+# The speed estimate: the first iterations of a session are slow (kernels chosen, caches and
+# memory pools filled; in notebook 03's run the first ~10 took 8-13 s each against ~0.5 s later,
+# partly two threads fighting another program, which the thread pick above now avoids), so it
+# skips them and times the next ones, on the thread count the run trains with.
 ETA_WARMUP = 3  # iterations not timed (fewer in a short run, or once they took ETA_SECONDS) ...
 ETA_STEPS = 10  # ... then iterations timed (a tenth of a short run, at least 2) ...
 ETA_SECONDS = 10.0  # ... or fewer, once they took this long
