@@ -29,11 +29,13 @@ demo: setup
 weights: setup
 	$(PY) -m utils.published fetch $(ARGS)
 
-# Everything CI runs: lint, then the tests, which run every notebook in fast mode
-# (tests/test_notebooks_run.py) and read what it prints.
+# Everything CI runs: lint, the tests (tests/test_notebooks_run.py runs every notebook in fast
+# mode and reads what it prints as a reader would), then nbval, which executes every committed
+# notebook's cells in fast mode as Jupyter does.
 test: setup
 	$(PY) -m ruff check utils tests benchmarks notebooks
 	$(PY) -m pytest tests
+	CH06_FAST=1 $(PY) -m pytest --nbval-lax notebooks
 
 # Write the .ipynb files from their py:percent twins (after editing a .py).
 notebooks: setup
