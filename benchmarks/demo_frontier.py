@@ -35,8 +35,10 @@ import torch  # noqa: E402
 
 from benchmarks.common import add_machine_options, apply_machine_options  # noqa: E402
 from utils import demo  # noqa: E402
+from utils.ch06util import list_images  # noqa: E402
 from utils.checkpoints import load_generator  # noqa: E402
-from utils.evaluate import score_held_out  # noqa: E402
+from utils.evaluate import load_masks, score_held_out, truth_files  # noqa: E402
+from utils.inference import load_images  # noqa: E402
 from utils.paths import files_dir  # noqa: E402
 from utils.train import GEN_BLACK, GEN_BLOND, HISTORY, TrainEvent, train  # noqa: E402
 
@@ -61,6 +63,20 @@ def load_generators(run: Path, settings: demo.DemoSettings) -> tuple[torch.nn.Mo
     gen_A, gen_B = (load_generator(run / name, num_features=settings.num_features,
                                    num_residuals=settings.num_residuals) for name in (GEN_BLACK, GEN_BLOND))
     return gen_A, gen_B
+
+
+def mask_means(gen: torch.nn.Module, source_dir: Path, truth_dir: Path, image_size: int,
+                device: torch.device) -> tuple[float, float] | None:
+    """(extra code) A mask variant's mean mask inside and outside the hair on the held-out faces
+    (None for a generator without a mask): how much of the hair it edits, and of the rest."""
+    if not getattr(gen, "has_mask", False):
+        return None
+    sources = list_images(source_dir)
+    _, mask_paths = truth_files(truth_dir, sources)
+    hair = load_masks(mask_paths, image_size).to(device) >= 0.5
+    with torch.no_grad():
+        _, mask = gen.to(device).eval()(load_images(sources, image_size).to(device), return_mask=True)
+    return float(mask[hair].mean()), float(mask[~hair].mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +125,13 @@ def main(argv: list[str] | None = None) -> int:
                "minutes": round((prep_s + train_s) / 60, 2),
                "acc_to_blond": b2k["hair_accuracy"], "psnr_to_blond": b2k["psnr_outside_hair"],
                "acc_to_black": k2b["hair_accuracy"], "psnr_to_black": k2b["psnr_outside_hair"],
-               "cycle_l1": (b2k["cycle_l1"] + k2b["cycle_l1"]) / 2, "load": os.getloadavg()[0]}
+               "cycle_l1": (b2k["cycle_l1"] + k2b["cycle_l1"]) / 2}
+        # where a mask variant edits: its mask's mean on the hair and off it, per direction
+        for name, gen, folder in (("to_blond", gen_B, data.test_A), ("to_black", gen_A, data.test_B)):
+            means = mask_means(gen, folder, data.truth, settings.image_size, device)
+            if means is not None:
+                row[f"mask_hair_{name}"], row[f"mask_rest_{name}"] = means
+        row["load"] = os.getloadavg()[0]
         rows.append(row)
         scoring.append((at, time.monotonic() - t))
         print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),

@@ -430,13 +430,111 @@ def test_chapter_generator_is_unchanged_by_the_variant_option():
 def test_a_variant_never_loads_strictly_into_another_variant(variant):
     saved = ch.Generator(3, num_features=8, num_residuals=1, variant=variant).state_dict()
     assert ch.generator_variant(saved) == variant
-    chapter_keys = set(ch.Generator(3, 8, 1).state_dict())
-    assert set(saved) - {ch.VARIANT_PREFIX + variant} == chapter_keys  # no weights added
     with pytest.raises(RuntimeError, match="Unexpected key"):
         ch.Generator(3, num_features=8, num_residuals=1).load_state_dict(saved, strict=True)
     for other in set(ch.GENERATOR_VARIANTS) - {variant, "chapter"}:
         with pytest.raises(RuntimeError, match="Unexpected key"):
             ch.Generator(3, 8, 1, variant=other).load_state_dict(saved, strict=True)
+
+
+@pytest.mark.parametrize("variant", [v for v in ch.GENERATOR_VARIANTS if v != "chapter"])
+def test_the_chapters_weights_never_load_strictly_into_a_variant(variant):
+    chapter = ch.Generator(3, num_features=8, num_residuals=1).state_dict()
+    with pytest.raises(RuntimeError, match="Missing key"):
+        ch.Generator(3, 8, 1, variant=variant).load_state_dict(chapter, strict=True)
+
+
+@pytest.mark.parametrize("variant, added", [("no_first_norm", set()), ("skip", set()),
+                                            ("mask", {"mask.weight", "mask.bias"})])
+def test_a_variant_adds_only_its_own_weights_to_the_chapters(variant, added):
+    saved = ch.Generator(3, num_features=8, num_residuals=1, variant=variant).state_dict()
+    chapter_keys = set(ch.Generator(3, 8, 1).state_dict())
+    assert set(saved) - {ch.VARIANT_PREFIX + variant} == chapter_keys | added
+
+
+def test_resize_conv_variants_upsample_without_transposed_convolutions():
+    for variant in ("resize_conv", "mask_resize_conv"):
+        gen = ch.Generator(3, num_features=8, num_residuals=1, variant=variant)
+        assert not any(isinstance(m, nn.ConvTranspose2d) for m in gen.modules())
+        assert sum(isinstance(m, nn.Upsample) for m in gen.modules()) == 2
+        assert gen(torch.zeros(1, 3, 20, 20)).shape == (1, 3, 20, 20)
+    assert any(isinstance(m, nn.ConvTranspose2d) for m in ch.Generator(3, 8, 1, variant="mask").modules())
+
+
+@pytest.mark.parametrize("variant, content_variant", [("mask", "no_first_norm"),
+                                                      ("mask_resize_conv", "resize_conv")])
+def test_a_mask_variant_keeps_the_input_where_its_mask_is_0_and_takes_the_content_where_1(
+        variant, content_variant):
+    torch.manual_seed(0)
+    gen = ch.weights_init(ch.Generator(3, num_features=8, num_residuals=1, variant=variant)).eval()
+    # the same network without its mask: what the masked generator draws (its "content")
+    content_gen = ch.Generator(3, num_features=8, num_residuals=1, variant=content_variant).eval()
+    state = {k: v for k, v in gen.state_dict().items() if not k.startswith(("mask.", ch.VARIANT_PREFIX))}
+    content_gen.load_state_dict({**state, ch.VARIANT_PREFIX + content_variant: torch.tensor(1)}, strict=True)
+    # force the mask's logits to -200 on the left half and +200 on the right: m = 0 and 1 exactly
+    logits = torch.full((2, 1, 16, 16), 200.0)
+    logits[..., :8] = -200.0
+    gen.mask.register_forward_hook(lambda module, args, out: logits)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        out, mask = gen(x, return_mask=True)
+        content = content_gen(x)
+    assert torch.equal(mask[..., :8], torch.zeros_like(mask[..., :8]))
+    assert torch.equal(mask[..., 8:], torch.ones_like(mask[..., 8:]))
+    assert torch.equal(out[..., :8], x[..., :8])  # the input, pixel for pixel
+    assert torch.equal(out[..., 8:], content[..., 8:])
+    assert not torch.equal(content[..., :8], x[..., :8])  # so the left half did change something
+    with torch.no_grad():
+        assert torch.equal(gen(x), out)  # return_mask changes only what is returned
+
+
+def test_generators_without_a_mask_return_none_for_it():
+    x = torch.rand(1, 3, 16, 16)
+    for variant in ("chapter", "no_first_norm", "resize_conv"):
+        gen = ch.Generator(3, 8, 1, variant=variant).eval()
+        with torch.no_grad():
+            out, mask = gen(x, return_mask=True)
+            assert mask is None and torch.equal(out, gen(x))
+    assert [v for v in ch.GENERATOR_VARIANTS if ch.variant_has_mask(v)] == ["mask", "mask_resize_conv"]
+
+
+def test_mask_penalty_is_the_weighted_mean_plus_total_variation():
+    flat = torch.full((1, 1, 4, 4), 0.25)
+    assert ch.mask_penalty(flat, 2.0, 5.0).item() == pytest.approx(0.5)  # no variation
+    stripes = torch.zeros(1, 1, 4, 4)
+    stripes[..., 1::2] = 1.0  # columns 0 1 0 1: every horizontal neighbour differs
+    assert ch.mask_penalty(stripes, 0.0, 1.0).item() == pytest.approx(1.0)
+    assert ch.mask_penalty(stripes, 1.0, 0.0).item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="predicts a mask"):
+        ch.mask_penalty(None, 1.0, 0.0)
+
+
+def test_train_step_penalises_the_masks_only_when_asked():
+    torch.manual_seed(0)
+    nets = [ch.Discriminator(3, (8, 16, 32, 64)), ch.Discriminator(3, (8, 16, 32, 64)),
+            ch.Generator(3, 8, 1, variant="mask"), ch.Generator(3, 8, 1, variant="mask")]
+    for net in nets:
+        ch.weights_init(net)
+    start = [{k: v.clone() for k, v in net.state_dict().items()} for net in nets]
+    A, B = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    losses = []
+    for lambda_mask in (0.0, 100.0):
+        for net, state in zip(nets, start, strict=True):
+            net.load_state_dict(state)
+        opt_disc = torch.optim.Adam([p for d in nets[:2] for p in d.parameters()], lr=1e-4)
+        opt_gen = torch.optim.Adam([p for g in nets[2:] for p in g.parameters()], lr=1e-4)
+        scalers = ch.make_grad_scaler("cpu", None), ch.make_grad_scaler("cpu", None)
+        torch.manual_seed(1)
+        out = ch.train_step(A, B, *nets, opt_disc, opt_gen, nn.L1Loss(), nn.MSELoss(), *scalers,
+                            lambda_mask=lambda_mask)
+        losses.append(out["G_loss"].item())
+    # the masks start near 0.5: 100 x (mean of mask_A + mean of mask_B) is about 100 more
+    assert 80 < losses[1] - losses[0] < 120
+    chapter = [ch.Discriminator(3, (8, 16, 32, 64)), ch.Discriminator(3, (8, 16, 32, 64)),
+               ch.Generator(3, 8, 1), ch.Generator(3, 8, 1)]
+    with pytest.raises(ValueError, match="predicts a mask"):
+        ch.train_step(A, B, *chapter, opt_disc, opt_gen, nn.L1Loss(), nn.MSELoss(), *scalers,
+                      lambda_mask_tv=1.0)
 
 
 def test_an_unknown_variant_is_refused_with_the_choices():

@@ -158,12 +158,13 @@ def test_extract_refuses_a_generator_file(tmp_path):
 
 
 # extra code – beyond the chapter: a trained variant is read back as that variant, never as the chapter's
-def test_load_generator_rebuilds_the_variant_a_file_was_saved_from(tmp_path):
+@pytest.mark.parametrize("variant", ["skip", "mask_resize_conv"])
+def test_load_generator_rebuilds_the_variant_a_file_was_saved_from(tmp_path, variant):
     torch.manual_seed(0)
-    gen = Generator(3, num_features=8, num_residuals=1, variant="skip").eval()
+    gen = Generator(3, num_features=8, num_residuals=1, variant=variant).eval()
     ck.atomic_save(gen.state_dict(), tmp_path / "g.pth")
     loaded = ck.load_generator(tmp_path / "g.pth")
-    assert loaded.variant == "skip"
+    assert loaded.variant == variant
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         assert torch.equal(loaded(x), gen(x))

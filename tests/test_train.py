@@ -204,6 +204,18 @@ def test_a_generator_variant_is_recorded_and_loads_back_as_itself(data, tmp_path
         tiny(data, tmp_path / "p", generator="sepia")
 
 
+def test_a_mask_variant_trains_with_its_mask_penalty_and_loads_back_as_itself(data, tmp_path):
+    from utils.checkpoints import load_generator
+    from utils.cli import SettingError
+
+    result = run(data, tmp_path / "o", iterations=1, generator="mask", lambda_mask=0.5, lambda_mask_tv=0.5)
+    assert load_checkpoint(tmp_path / "o")["config"]["generator"] == "mask"
+    gen = load_generator(result.paths["gen_blond"])
+    assert gen.variant == "mask" and gen.has_mask
+    with pytest.raises(SettingError, match="has none"):  # a mask penalty without a mask: refused
+        tiny(data, tmp_path / "p", generator="no_first_norm", lambda_mask=0.1)
+
+
 def test_a_fresh_run_never_overwrites_an_existing_checkpoint(data, tmp_path):
     run(data, tmp_path / "o", iterations=1)
     with pytest.raises(FileExistsError, match="--resume"):

@@ -225,10 +225,11 @@ class Generator(nn.Module):
         super().__init__()
         # extra code – beyond the chapter: `variant` (see GENERATOR_VARIANTS); "chapter" is the book's
         self.variant = check_generator_variant(variant)
+        parts = VARIANT_PARTS[variant]
         self.initial = nn.Sequential(
             nn.Conv2d(img_channels, num_features, kernel_size=7, stride=1, padding=3,
                       padding_mode="reflect"),
-            nn.Identity() if variant == "no_first_norm" else nn.InstanceNorm2d(num_features),
+            nn.Identity() if "no_first_norm" in parts else nn.InstanceNorm2d(num_features),
             nn.ReLU(inplace=True),
         )
         self.down_blocks = nn.ModuleList([
@@ -238,19 +239,28 @@ class Generator(nn.Module):
         self.res_blocks = nn.Sequential(
             *[ResidualBlock(num_features * 4) for _ in range(num_residuals)]
         )
-        self.up_blocks = nn.ModuleList([
-            ConvBlock(num_features * 4, num_features * 2, down=False, kernel_size=3, stride=2,
-                      padding=1, output_padding=1),
-            ConvBlock(num_features * 2, num_features, down=False, kernel_size=3, stride=2,
-                      padding=1, output_padding=1),
-        ])
+        if "resize_conv" in parts:  # extra code – upsample, then convolve: no checkerboard
+            self.up_blocks = nn.ModuleList([ResizeConvBlock(num_features * 4, num_features * 2),
+                                            ResizeConvBlock(num_features * 2, num_features)])
+        else:
+            self.up_blocks = nn.ModuleList([
+                ConvBlock(num_features * 4, num_features * 2, down=False, kernel_size=3, stride=2,
+                          padding=1, output_padding=1),
+                ConvBlock(num_features * 2, num_features, down=False, kernel_size=3, stride=2,
+                          padding=1, output_padding=1),
+            ])
         self.last = nn.Conv2d(num_features, img_channels, kernel_size=7, stride=1, padding=3,
                               padding_mode="reflect")
+        self.has_mask = "mask" in parts
+        if self.has_mask:  # extra code – one channel: where to change the input (sigmoid of it)
+            self.mask = nn.Conv2d(num_features, 1, kernel_size=7, stride=1, padding=3,
+                                  padding_mode="reflect")
         if variant != "chapter":  # extra code – a key the chapter's weights lack: no wrong-mode loads
             self.register_buffer(VARIANT_PREFIX + variant, torch.tensor(1))
 
-    def forward(self, x):
-        inputs = x  # extra code – kept for the "skip" variant
+    def forward(self, x, return_mask=False):
+        # extra code – `return_mask`: also return the mask of a "mask" variant (None for the others)
+        inputs = x  # extra code – kept for the "skip" and "mask" variants
         x = self.initial(x)
         for layer in self.down_blocks:
             x = layer(x)
@@ -258,18 +268,56 @@ class Generator(nn.Module):
         for layer in self.up_blocks:
             x = layer(x)
         if self.variant == "skip":  # extra code – predict the change, add it to the input
-            return torch.clamp(inputs + self.last(x), -1.0, 1.0)
-        return torch.tanh(self.last(x))
+            out = torch.clamp(inputs + self.last(x), -1.0, 1.0)
+        else:
+            out = torch.tanh(self.last(x))
+        mask = None
+        if self.has_mask:  # extra code – the new content where the mask is 1, the input where 0
+            mask = torch.sigmoid(self.mask(x))
+            out = mask * out + (1 - mask) * inputs
+        return (out, mask) if return_mask else out
 
 
-# extra code – beyond the chapter: generators that can see an image's overall colour.
+class ResizeConvBlock(nn.Module):
+    """(extra code) Decoder step without a transposed convolution: 2x nearest-neighbour resize,
+    3x3 conv, instance norm, ReLU. A stride-2 ConvTranspose2d with a 3x3 kernel overlaps
+    unevenly, which paints a fine checkerboard (Odena et al., Distill 2016)."""
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1, padding_mode="reflect"),
+            nn.InstanceNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+# extra code – beyond the chapter: generators that can see an image's overall colour, and
+# generators that edit only where they must.
 # The chapter's first InstanceNorm removes each feature map's mean, i.e. the image's mean
 # colour, so the chapter's generator cannot keep it and backgrounds drift in colour.
 # "no_first_norm" drops that one norm (no parameters added, same weights' keys);
-# "skip" adds the predicted change to the input. A variant's state_dict carries one extra
-# key, VARIANT_PREFIX + its name (a flag buffer), so a file never loads strictly into the
+# "skip" adds the predicted change to the input. The others are built on "no_first_norm":
+# "mask" also predicts a one-channel mask m = sigmoid(conv(h)) and returns
+# m * G(x) + (1 - m) * x, the input itself wherever m = 0 (Mejjati et al., NeurIPS 2018;
+# AttentionGAN, Tang et al. 2019; train it with `train_step(..., lambda_mask=...)`);
+# "resize_conv" upsamples by resize + convolution instead of ConvTranspose2d;
+# "mask_resize_conv" does both. A variant's state_dict carries one extra key,
+# VARIANT_PREFIX + its name (a flag buffer), so a file never loads strictly into the
 # chapter's generator or another variant, and `generator_variant` reads which one it is.
-GENERATOR_VARIANTS = ("chapter", "no_first_norm", "skip")
+VARIANT_PARTS: dict[str, frozenset[str]] = {
+    "chapter": frozenset(),
+    "no_first_norm": frozenset({"no_first_norm"}),
+    "skip": frozenset({"skip"}),
+    "mask": frozenset({"no_first_norm", "mask"}),
+    "resize_conv": frozenset({"no_first_norm", "resize_conv"}),
+    "mask_resize_conv": frozenset({"no_first_norm", "mask", "resize_conv"}),
+}
+GENERATOR_VARIANTS = tuple(VARIANT_PARTS)
 VARIANT_PREFIX = "variant_"
 
 
@@ -278,6 +326,11 @@ def check_generator_variant(variant: str) -> str:
     if variant not in GENERATOR_VARIANTS:
         raise ValueError(f"Unknown generator variant {variant!r}; choose one of {GENERATOR_VARIANTS}.")
     return variant
+
+
+def variant_has_mask(variant: str) -> bool:
+    """Whether `Generator(..., variant=variant)` predicts a mask (and so can be mask-regularised)."""
+    return "mask" in VARIANT_PARTS[check_generator_variant(variant)]
 
 
 def generator_variant(state: dict) -> str:
@@ -403,6 +456,8 @@ def train_step(
     lambda_identity: float = 0.0,
     pool_A: ImageQuery | None = None,
     pool_B: ImageQuery | None = None,
+    lambda_mask: float = 0.0,
+    lambda_mask_tv: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """One iteration of listing 6.6: the discriminators' step, then the generators' step.
 
@@ -411,15 +466,21 @@ def train_step(
     batch's translations for `test()`.
 
     Options beyond the chapter (all off by default): an identity loss
-    (`lambda_identity`, the paper uses 0.5 x `lambda_cycle`) and image history pools
-    that show the discriminators older fakes.
+    (`lambda_identity`, the paper uses 0.5 x `lambda_cycle`), image history pools
+    that show the discriminators older fakes, and, for generators that predict a mask
+    (`variant_has_mask`), a penalty on the translations' masks: `lambda_mask` x their mean
+    (edit no more than needed) + `lambda_mask_tv` x their total variation (edit in one piece).
     """
     device_type = A.device.type
+    regularise_masks = lambda_mask > 0 or lambda_mask_tv > 0  # extra code
 
     # 1. Discriminators: real -> 1, fake -> 0 (least squares on the sigmoid output).
     with _autocast(device_type, autocast_dtype):
-        fake_A = gen_A(B)
-        fake_B = gen_B(A)
+        if regularise_masks:  # extra code – the masks too, for their penalty below
+            (fake_A, mask_A), (fake_B, mask_B) = gen_A(B, return_mask=True), gen_B(A, return_mask=True)
+        else:
+            fake_A = gen_A(B)
+            fake_B = gen_B(A)
         seen_A = pool_A.query(fake_A.detach()) if pool_A is not None else fake_A.detach()
         seen_B = pool_B.query(fake_B.detach()) if pool_B is not None else fake_B.detach()
         D_A_real = disc_A(A)
@@ -456,6 +517,8 @@ def train_step(
             if lambda_identity > 0:
                 identity_loss = l1(A, gen_A(A)) + l1(B, gen_B(B))
                 G_loss = G_loss + lambda_identity * identity_loss
+            if regularise_masks:  # extra code
+                G_loss = G_loss + sum(mask_penalty(m, lambda_mask, lambda_mask_tv) for m in (mask_A, mask_B))
     finally:
         for p in frozen:
             p.requires_grad_(True)
@@ -473,6 +536,21 @@ def train_step(
         "fake_A": fake_A.detach(),
         "fake_B": fake_B.detach(),
     }
+
+
+def mask_penalty(mask: torch.Tensor | None, weight: float, tv_weight: float) -> torch.Tensor:
+    """(extra code) `weight` x the mask's mean + `tv_weight` x its total variation.
+
+    The mean (an L1 norm: the mask is in [0, 1]) keeps the mask from growing to 1, where the
+    generator would redraw every pixel; the total variation (mean absolute difference of
+    neighbouring pixels) keeps it in smooth pieces rather than speckle.
+    """
+    if mask is None:
+        raise ValueError("lambda_mask and lambda_mask_tv need a generator that predicts a mask "
+                         f"(variants {[v for v in GENERATOR_VARIANTS if variant_has_mask(v)]}).")
+    mask = mask.float()
+    tv = (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean() + (mask[..., 1:] - mask[..., :-1]).abs().mean()
+    return weight * mask.mean() + tv_weight * tv
 
 
 LOSS_KEYS = ("D_loss", "G_loss", "cycle_loss", "identity_loss")
