@@ -445,7 +445,7 @@ def test_the_chapters_weights_never_load_strictly_into_a_variant(variant):
 
 
 @pytest.mark.parametrize("variant, added", [("no_first_norm", set()), ("skip", set()),
-                                            ("mask", {"mask.weight", "mask.bias"})])
+                                            ("mask", {"mask.weight", "mask.bias", "mask_offset"})])
 def test_a_variant_adds_only_its_own_weights_to_the_chapters(variant, added):
     saved = ch.Generator(3, num_features=8, num_residuals=1, variant=variant).state_dict()
     chapter_keys = set(ch.Generator(3, 8, 1).state_dict())
@@ -469,7 +469,7 @@ def test_a_mask_variant_keeps_the_input_where_its_mask_is_0_and_takes_the_conten
     gen = ch.weights_init(ch.Generator(3, num_features=8, num_residuals=1, variant=variant)).eval()
     # the same network without its mask: what the masked generator draws (its "content")
     content_gen = ch.Generator(3, num_features=8, num_residuals=1, variant=content_variant).eval()
-    state = {k: v for k, v in gen.state_dict().items() if not k.startswith(("mask.", ch.VARIANT_PREFIX))}
+    state = {k: v for k, v in gen.state_dict().items() if not k.startswith(("mask", ch.VARIANT_PREFIX))}
     content_gen.load_state_dict({**state, ch.VARIANT_PREFIX + content_variant: torch.tensor(1)}, strict=True)
     # force the mask's logits to -200 on the left half and +200 on the right: m = 0 and 1 exactly
     logits = torch.full((2, 1, 16, 16), 200.0)
@@ -486,6 +486,22 @@ def test_a_mask_variant_keeps_the_input_where_its_mask_is_0_and_takes_the_conten
     assert not torch.equal(content[..., :8], x[..., :8])  # so the left half did change something
     with torch.no_grad():
         assert torch.equal(gen(x), out)  # return_mask changes only what is returned
+
+
+def test_a_mask_starts_at_mask_start_whatever_weights_init_does_and_keeps_it_when_saved():
+    gen = ch.weights_init(ch.Generator(3, 8, 1, variant="mask", mask_start=0.9))
+    nn.init.zeros_(gen.mask.weight)  # no signal from the features: the mask is its start everywhere
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert gen(x, return_mask=True)[1].flatten().tolist() == pytest.approx([0.9] * 256)
+        default = ch.Generator(3, 8, 1, variant="mask")
+        default.load_state_dict(gen.state_dict(), strict=True)  # the start travels with the weights
+        assert torch.equal(default(x), gen(x))
+    assert torch.sigmoid(ch.Generator(3, 8, 1, variant="mask").mask_offset) == pytest.approx(ch.MASK_START)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ch.Generator(3, 8, 1, variant="mask", mask_start=1.0)
+    with pytest.raises(ValueError, match="has none"):
+        ch.Generator(3, 8, 1, variant="resize_conv", mask_start=0.5)
 
 
 def test_generators_without_a_mask_return_none_for_it():

@@ -221,9 +221,11 @@ class ResidualBlock(nn.Module):
 class Generator(nn.Module):
     """Encoder (two stride-2 convs), residual blocks, decoder (two transposed convs)."""
 
-    def __init__(self, img_channels, num_features=64, num_residuals=9, *, variant="chapter"):
+    def __init__(self, img_channels, num_features=64, num_residuals=9, *, variant="chapter",
+                 mask_start=None):
         super().__init__()
-        # extra code – beyond the chapter: `variant` (see GENERATOR_VARIANTS); "chapter" is the book's
+        # extra code – beyond the chapter: `variant` (see GENERATOR_VARIANTS); "chapter" is the book's;
+        # `mask_start`: a mask variant's mask before training (default MASK_START)
         self.variant = check_generator_variant(variant)
         parts = VARIANT_PARTS[variant]
         self.initial = nn.Sequential(
@@ -252,9 +254,16 @@ class Generator(nn.Module):
         self.last = nn.Conv2d(num_features, img_channels, kernel_size=7, stride=1, padding=3,
                               padding_mode="reflect")
         self.has_mask = "mask" in parts
+        if mask_start is not None and not self.has_mask:
+            raise ValueError(f"mask_start is for a variant with a mask; {variant!r} has none.")
         if self.has_mask:  # extra code – one channel: where to change the input (sigmoid of it)
             self.mask = nn.Conv2d(num_features, 1, kernel_size=7, stride=1, padding=3,
                                   padding_mode="reflect")
+            # a fixed logit added to the mask's: the start, whatever weights_init does to the bias
+            start = MASK_START if mask_start is None else float(mask_start)
+            if not 0 < start < 1:
+                raise ValueError(f"mask_start must be between 0 and 1 (exclusive), got {mask_start!r}.")
+            self.register_buffer("mask_offset", torch.logit(torch.tensor(start)))
         if variant != "chapter":  # extra code – a key the chapter's weights lack: no wrong-mode loads
             self.register_buffer(VARIANT_PREFIX + variant, torch.tensor(1))
 
@@ -273,7 +282,7 @@ class Generator(nn.Module):
             out = torch.tanh(self.last(x))
         mask = None
         if self.has_mask:  # extra code – the new content where the mask is 1, the input where 0
-            mask = torch.sigmoid(self.mask(x))
+            mask = torch.sigmoid(self.mask(x) + self.mask_offset)
             out = mask * out + (1 - mask) * inputs
         return (out, mask) if return_mask else out
 
@@ -318,6 +327,9 @@ VARIANT_PARTS: dict[str, frozenset[str]] = {
     "mask_resize_conv": frozenset({"no_first_norm", "mask", "resize_conv"}),
 }
 GENERATOR_VARIANTS = tuple(VARIANT_PARTS)
+# A mask that starts at 0 or 1 stays there (the generator is the identity, or redraws all):
+# the mask variants start in between, at this share everywhere (before their weights move it).
+MASK_START = 0.5
 VARIANT_PREFIX = "variant_"
 
 
