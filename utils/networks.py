@@ -20,7 +20,7 @@ def build_networks(config: TrainConfig, device: torch.device) -> dict[str, nn.Mo
     nets: dict[str, nn.Module] = {}
     for name in ("gen_A", "gen_B"):
         nets[name] = Generator(3, num_features=config.num_features, num_residuals=config.num_residuals,
-                               variant=config.generator)
+                               variant=config.generator, mask_start=config.mask_start)
     for name in ("disc_A", "disc_B"):
         nets[name] = Discriminator(3, features=config.discriminator_features())
     for net in nets.values():

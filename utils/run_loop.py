@@ -396,6 +396,7 @@ class _Run:
                             self.opt_disc, self.opt_gen, self.l1, self.mse, self.d_scaler, self.g_scaler,
                             autocast_dtype=self.autocast_dtype, lambda_cycle=config.lambda_cycle,
                             lambda_identity=config.lambda_identity,
+                            lambda_mask=config.lambda_mask, lambda_mask_tv=config.lambda_mask_tv,
                             pool_A=self.pool_A if config.pool_size else None,
                             pool_B=self.pool_B if config.pool_size else None)
         epoch = pos["epoch"]

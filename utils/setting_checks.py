@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.ch06util import check_generator_variant
+from utils.ch06util import check_generator_variant, variant_has_mask
 from utils.cli import SettingError
 
 
@@ -32,7 +32,8 @@ def patch_side(image_size: int, disc_features: Sequence[int]) -> int:
     return side
 
 
-_NO_FLAG = frozenset({"log_every", "lambda_cycle", "betas", "disc_features"})
+_NO_FLAG = frozenset({"log_every", "lambda_cycle", "betas", "disc_features", "lambda_mask", "lambda_mask_tv",
+                      "mask_start"})
 
 
 def check_settings(config: Any) -> None:
@@ -78,10 +79,17 @@ def check_settings(config: Any) -> None:
         raise bad("minutes", "a number of minutes above 0 (or not given: no time limit)", config.minutes)
     if not number(config.lr) or config.lr <= 0:
         raise bad("lr", "a learning rate above 0 (chapter 1e-5, paper 2e-4)", config.lr)
-    for name in ("lambda_cycle", "lambda_identity"):
+    for name in ("lambda_cycle", "lambda_identity", "lambda_mask", "lambda_mask_tv"):
         value = getattr(config, name)
         if not number(value) or value < 0:
             raise bad(name, "a weight of at least 0 (0 = off)", value)
+    if (config.lambda_mask or config.lambda_mask_tv or config.mask_start is not None) \
+            and not variant_has_mask(config.generator):
+        raise SettingError(f"lambda_mask, lambda_mask_tv and mask_start are for a generator's mask; "
+                           f"generator {config.generator!r} has none:"
+                           " choose a mask variant or leave them out.")
+    if config.mask_start is not None and not (number(config.mask_start) and 0 < config.mask_start < 1):
+        raise bad("mask_start", "a share between 0 and 1 (exclusive), or not given", config.mask_start)
     betas = tuple(config.betas)
     if len(betas) != 2 or not all(number(b) and 0 <= b < 1 for b in betas):
         raise bad("betas", "two numbers in [0, 1), e.g. (0.5, 0.999)", config.betas)

@@ -107,6 +107,9 @@ class TrainConfig:
     num_features: int = 64
     num_residuals: int = 9
     generator: str = "chapter"  # extra code – beyond the chapter: ch06util.GENERATOR_VARIANTS
+    lambda_mask: float = 0.0  # extra code – a mask variant's mask mean (ch06util.mask_penalty)
+    lambda_mask_tv: float = 0.0  # extra code – and its total variation
+    mask_start: float | None = None  # extra code – a mask variant's mask at the start (ch06util.MASK_START)
     disc_features: tuple[int, ...] | None = None
     checkpoint_every: int = 2000
     sample_every: int = 500
@@ -157,6 +160,9 @@ class RunSettings:
     pool_size: int
     decay_start: float | None  # share of the iterations after which the lr falls linearly to 0
     generator: str = "chapter"  # extra code – beyond the chapter: ch06util.GENERATOR_VARIANTS
+    lambda_mask: float = 0.0  # extra code – a mask variant's mask penalty (ch06util.mask_penalty)
+    lambda_mask_tv: float = 0.0
+    mask_start: float | None = None
 
     def __post_init__(self) -> None:
         if self.synthetic_count is not None and self.synthetic_count < 0:
@@ -181,6 +187,8 @@ def train_options(settings: RunSettings) -> dict[str, Any]:
         decay_from=settings.decay_start,  # a share of the run: the last 40% for 0.6
         num_features=settings.num_features, num_residuals=settings.num_residuals,
         disc_features=settings.disc_features, generator=settings.generator,
+        lambda_mask=settings.lambda_mask, lambda_mask_tv=settings.lambda_mask_tv,
+        mask_start=settings.mask_start,
     )
 
 
