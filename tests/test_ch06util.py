@@ -528,7 +528,8 @@ def test_mask_penalty_is_the_weighted_mean_plus_total_variation():
 def test_train_step_penalises_the_masks_only_when_asked():
     torch.manual_seed(0)
     nets = [ch.Discriminator(3, (8, 16, 32, 64)), ch.Discriminator(3, (8, 16, 32, 64)),
-            ch.Generator(3, 8, 1, variant="mask"), ch.Generator(3, 8, 1, variant="mask")]
+            ch.Generator(3, 8, 1, variant="mask", mask_start=0.5), ch.Generator(3, 8, 1, variant="mask",
+                                                                               mask_start=0.5)]
     for net in nets:
         ch.weights_init(net)
     start = [{k: v.clone() for k, v in net.state_dict().items()} for net in nets]

@@ -51,6 +51,24 @@ def test_round_trip_of_an_involution_returns_the_input():
     assert torch.equal(there, -x) and torch.equal(back, x)
 
 
+# extra code – beyond the chapter: a generator with a mask shows where it edits
+def test_round_trip_stages_add_the_mask_of_a_mask_variant_only(one_thread):
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 18, 18) * 2 - 1  # not a multiple of 4: the mask comes back at the input's size
+    labels = ("black", "→ blond", "→ black")
+    rows, titles = inference.round_trip_stages(Negate(), Negate(), x, labels)
+    assert titles == list(labels) and torch.equal(rows[1], -x) and torch.equal(rows[2], x)
+    assert inference.edit_masks(Generator(3, 8, 1), x) is None  # the chapter's: no mask
+    gen_there, gen_back = Generator(3, 8, 1, variant="mask").eval(), Generator(3, 8, 1, variant="mask").eval()
+    rows, titles = inference.round_trip_stages(gen_there, gen_back, x, labels)
+    assert titles == ["black", "→ blond", "edited (white)", "→ black"] and len(rows) == 4
+    with torch.no_grad():
+        _, mask = gen_there(nn.functional.pad(x, (0, 2, 0, 2), mode="reflect"), return_mask=True)
+    expected = (mask[..., :18, :18] * 2 - 1).expand(-1, 3, -1, -1)
+    assert rows[2].shape == x.shape and torch.allclose(rows[2], expected)
+    assert torch.equal(rows[1], inference.translate(gen_there, x))
+
+
 def test_save_round_trips_writes_listing_6_8_names(tmp_path):
     x = torch.zeros(2, 3, 8, 8)
     written = inference.save_round_trips([("black0", x), ("fakeblond0", x)], tmp_path)

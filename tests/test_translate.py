@@ -267,3 +267,38 @@ def test_weights_a_file_says_to_give_the_folder(tmp_path):
     folder = write_pair(tmp_path / "run")
     with pytest.raises(UserError, match="--weights .*gen_black.pth is a file: give the folder"):
         tr.pick_generators(weights=folder / "gen_black.pth")
+
+
+def _train_one_iteration(domain_a, domain_b, out):
+    from utils.settings import TrainConfig
+    from utils.train import train
+
+    train(TrainConfig(domain_a=domain_a, domain_b=domain_b, out=out, image_size=32, num_features=8,
+                      num_residuals=1, iterations=1, sample_every=0, checkpoint_every=100, log_every=1),
+          progress=False)
+
+
+def test_generators_trained_on_the_built_in_faces_warn_before_a_photo(tmp_path):
+    from utils.prepare import ensure_data
+
+    files = tmp_path / "files"
+    data = ensure_data("celeba", root=files, synthetic_count=12, test_count=1)
+    assert not data.real
+    _train_one_iteration(data.domain_A, data.domain_B, files / "demo" / "run")
+    gens = tr.pick_generators(files)
+    assert gens.builtin_faces and gens.label == "your generators (built-in faces)"
+    assert "built-in faces" in gens.description
+    warning = gens.photo_warning()
+    assert "noise" in warning and "make weights" in warning and "CelebA" in warning
+
+
+def test_generators_trained_on_other_images_or_published_do_not_warn(tmp_path):
+    from tests.conftest import write_images
+
+    for seed, name in enumerate(("a", "b")):
+        write_images(tmp_path / name, 3, size=(36, 40), seed=seed)
+    _train_one_iteration(tmp_path / "a", tmp_path / "b", tmp_path / "files")
+    gens = tr.pick_generators(tmp_path / "files")
+    assert not gens.builtin_faces and gens.photo_warning() is None and gens.label == "your generators"
+    published = tr.pick_generators(write_pair(tmp_path / "book", shape=tr.PUBLISHED_SHAPE))
+    assert published.photo_warning() is None and published.label == "the book's generators"

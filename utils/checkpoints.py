@@ -297,6 +297,27 @@ def holds_generators(checkpoint: PathLike, generators: Mapping[str, Mapping[str,
     `make weights --force` over a trained run, or a pair copied in from elsewhere, the checkpoint
     beside the generators is another model's, and its record must not be applied to them.
     """
+    state = _state_holding(checkpoint, generators)
+    if state is None:
+        return None
+    config = state.get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def trained_folders(checkpoint: PathLike, generators: Mapping[str, nn.Module]) -> list[Path] | None:
+    """The domain folders the run of `checkpoint` trained on, if that run made `generators`
+    ("gen_A" / "gen_B" -> the loaded networks); None otherwise, or when it kept no record of them."""
+    state = _state_holding(checkpoint, {k: g.state_dict() for k, g in generators.items()})
+    data = state.get("data") if state is not None else None
+    try:
+        return [Path(folder) for side in ("A", "B") for folder in data[side]["folders"]]
+    except (TypeError, KeyError):
+        return None
+
+
+def _state_holding(checkpoint: PathLike, generators: Mapping[str, Mapping[str, torch.Tensor]]
+                   ) -> dict[str, Any] | None:
+    """The training checkpoint's contents when its generators are exactly `generators`, else None."""
     path = Path(checkpoint)
     if not path.is_file():
         return None
@@ -315,8 +336,7 @@ def holds_generators(checkpoint: PathLike, generators: Mapping[str, Mapping[str,
             if not (isinstance(theirs, torch.Tensor) and isinstance(value, torch.Tensor)
                     and theirs.shape == value.shape and torch.equal(theirs, value.detach().cpu())):
                 return None
-    config = state.get("config")
-    return config if isinstance(config, dict) else {}
+    return state
 
 
 def trained_image_size(checkpoint: PathLike, generators: Mapping[str, nn.Module]) -> int | None:

@@ -116,24 +116,24 @@ def _fresh_run_folder(run: Path) -> None:
 
 def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[str, tuple[Path, Path]],
                 out: Path, image_size: int) -> list[Path]:
-    """One PNG per set of faces, each round trip read left to right (original, translated, back):
-    the black-haired faces first, then the blond ones."""
+    """One PNG per set of faces, each round trip read left to right (original, translated, back;
+    with a mask variant, the mask of where it edited before "back"): the black-haired faces
+    first, then the blond ones."""
     import matplotlib.pyplot as plt
 
-    from utils.inference import load_batch, round_trip
+    from utils.inference import load_batch, round_trip_stages
     from utils.show import show_round_trips
 
     written = []
     for name, (folder_A, folder_B) in folders.items():
-        black = load_batch(folder_A, GRID_FACES, image_size)
-        blond = load_batch(folder_B, GRID_FACES, image_size)
-        fake_blond, black_again = round_trip(gen_B, gen_A, black)
-        fake_black, blond_again = round_trip(gen_A, gen_B, blond)
+        labels = ("original", "translated", "back")
+        to_blond, titles = round_trip_stages(gen_B, gen_A, load_batch(folder_A, GRID_FACES, image_size), labels)
+        to_black, _ = round_trip_stages(gen_A, gen_B, load_batch(folder_B, GRID_FACES, image_size), labels)
         path = out / f"round_trip_{name}.png"  # one of DEMO_FILES
-        fig = show_round_trips([torch.cat([black, blond]), torch.cat([fake_blond, fake_black]),
-                                torch.cat([black_again, blond_again])], ["original", "translated", "back"],
-                               save_to=path, title=f"Round trips, {name.replace('_', '-')} faces: "
-                                                   "black → blond → black, then blond → black → blond")
+        fig = show_round_trips([torch.cat(pair) for pair in zip(to_blond, to_black, strict=True)], titles,
+                               faces_per_row=2, save_to=path,
+                               title=f"Round trips, {name.replace('_', '-')} faces: "
+                                     "black → blond → black, then blond → black → blond")
         plt.close(fig)
         written.append(path)
     return written

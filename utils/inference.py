@@ -94,14 +94,16 @@ def check_images(images, name: str = "images") -> torch.Tensor:
     return images
 
 
-def _run(gen: nn.Module, chunk: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """`gen(chunk)` at the input's size: padded (reflected) to a multiple of 4, then cropped."""
+def _run(gen: nn.Module, chunk: torch.Tensor, device: torch.device, mask: bool = False) -> torch.Tensor:
+    """`gen(chunk)` at the input's size: padded (reflected) to a multiple of 4, then cropped.
+    With `mask`, the generator's mask instead (a mask variant's, `gen(x, return_mask=True)`)."""
     height, width = chunk.shape[-2:]
     pad_h, pad_w = -height % 4, -width % 4
     x = chunk.to(device)
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate" if min(height, width) < 2 else "reflect")
-    return gen(x)[..., :height, :width].float().cpu()
+    out = gen(x, return_mask=True)[1] if mask else gen(x)
+    return out[..., :height, :width].float().cpu()
 
 
 def load_image(path: PathLike, image_size: int) -> torch.Tensor:
@@ -118,17 +120,33 @@ def load_batch(folder: PathLike, count: int, image_size: int, offset: int = 0) -
 
 
 @torch.inference_mode()
-def translate(gen: nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+def translate(gen: nn.Module, images: torch.Tensor, batch_size: int = 16, *,
+              mask: bool = False) -> torch.Tensor:
     """`gen(images)` in eval mode, in batches, on the generator's device; returns CPU tensors of
-    the input's shape (`images`: float (B, 3, H, W) in [-1, 1], checked)."""
+    the input's shape (`images`: float (B, 3, H, W) in [-1, 1], checked). With `mask`, the
+    (B, 1, H, W) masks of a mask variant instead (see `edit_masks`)."""
     check_images(images)
     device = next(gen.parameters()).device
     was_training = gen.training
     gen.eval()
     try:
-        return torch.cat([_run(gen, chunk, device) for chunk in images.split(batch_size)])
+        return torch.cat([_run(gen, chunk, device, mask) for chunk in images.split(batch_size)])
     finally:
         gen.train(was_training)
+
+
+def has_mask(gen: nn.Module) -> bool:
+    """(extra code) Whether `gen` predicts where it edits: a mask variant of `ch06util.Generator`."""
+    return bool(getattr(gen, "has_mask", False))
+
+
+def edit_masks(gen: nn.Module, images: torch.Tensor) -> torch.Tensor | None:
+    """(extra code) Where a mask variant edits `images`, as grey pictures in [-1, 1] for `show_rows`:
+    white where it draws new content, black where its output is the input itself. None for a
+    generator without a mask (the chapter's redraws every pixel)."""
+    if not has_mask(gen):
+        return None
+    return (translate(gen, images, mask=True) * 2 - 1).expand(-1, 3, -1, -1)
 
 
 def round_trip(gen_there: nn.Module, gen_back: nn.Module,
@@ -136,6 +154,19 @@ def round_trip(gen_there: nn.Module, gen_back: nn.Module,
     """Translate, then translate back: (translated, back again). Back should match `images`."""
     translated = translate(gen_there, images)
     return translated, translate(gen_back, translated)
+
+
+def round_trip_stages(gen_there: nn.Module, gen_back: nn.Module, images: torch.Tensor,
+                      labels: Sequence[str]) -> tuple[list[torch.Tensor], list[str]]:
+    """A round trip's stages and their titles for `utils.show.show_round_trips`: the images, their
+    translation, (extra code) the mask of where `gen_there` edited them when it has one, and the
+    translation back. `labels`: the three stages' names, e.g. ("black", "→ blond", "→ black")."""
+    source, there_label, back_label = labels
+    there, back = round_trip(gen_there, gen_back, images)
+    masks = edit_masks(gen_there, images)
+    if masks is None:
+        return [images, there, back], [source, there_label, back_label]
+    return [images, there, masks, back], [source, there_label, "edited (white)", back_label]
 
 
 def save_round_trips(rows: Sequence[tuple[str, torch.Tensor]], out_dir: PathLike) -> list[Path]:

@@ -560,6 +560,13 @@ def _refuse_if_readers_files(folder: Path, kind: str, wanted: dict) -> None:
             "to a folder of your own, then run again.")
 
 
+def is_builtin_faces(folder: PathLike) -> bool:
+    """Whether a domain folder (training or held out) holds the built-in synthetic faces: it lies in
+    a folder the face generator made and marked. False for a folder that is gone."""
+    folder = Path(folder)
+    return any((parent / SYNTHETIC_MARKER).is_file() for parent in (folder, *list(folder.parents)[:2]))
+
+
 def _ensure_synthetic(kind: str, folder: Path, count: int, seed: int) -> None:
     """Generate the synthetic faces into `folder` unless a complete generation is there.
 

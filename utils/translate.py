@@ -29,13 +29,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from utils.checkpoints import CHECKPOINT_GENERATORS, load_generator, trained_image_size
+from utils.checkpoints import CHECKPOINT_GENERATORS, load_generator, trained_folders, trained_image_size
 from utils.cli import UserError, command
 from utils.faces import CELEBA_SIZE, Framed, frame_like_celeba, paste_back
 from utils.images import picture_size, read_photo, read_photo_bytes
 from utils.inference import round_trip, to_model_input, translate
 from utils.ownership import output_file, refuse_foreign, write_owned
 from utils.paths import files_dir
+from utils.prepare import is_builtin_faces
 from utils.published import PUBLISHED_IMAGE_SIZE, PUBLISHED_SIZES
 from utils.runtime import pick_device
 
@@ -59,6 +60,16 @@ class Generators:
     image_size: int
     description: str
     folder: Path
+    label: str = "generators"  # who made them, for the pictures' titles: "the book's generators", ...
+    builtin_faces: bool = False  # trained on the built-in (cartoon) faces, by their run's record
+
+    def photo_warning(self) -> str | None:
+        """The sentence to read before a real photo's result, when these generators cannot do it."""
+        if not self.builtin_faces:
+            return None
+        return ("These generators learnt from the built-in cartoon faces only, so a real photo comes out "
+                "as noise: for photos, use the book's generators (`make weights`) or train on CelebA "
+                "(notebook 01 downloads it).")
 
     def towards(self, colour: str) -> tuple[nn.Module, nn.Module]:
         """(generator to `colour`, generator back)."""
@@ -100,17 +111,26 @@ def pick_generators(files: PathLike | None = None, device: Any = "cpu", *, weigh
     black, blond = (load_generator(folder / GEN_FILES[c], device) for c in ("black", "blond"))
     width, count = _shape(black)
     blocks = f"{count} residual block{'s' if count != 1 else ''}"
-    trained = trained_image_size(folder / CHECKPOINT, {"gen_A": black, "gen_B": blond})
+    pair = {"gen_A": black, "gen_B": blond}
+    trained = trained_image_size(folder / CHECKPOINT, pair)
+    builtin = False
     if trained is not None:
         size = trained
-        what = f"your trained generators ({width} wide, {blocks}, trained at {trained} px)"
+        folders = trained_folders(folder / CHECKPOINT, pair) or []
+        builtin = bool(folders) and all(is_builtin_faces(f) for f in folders)
+        label = "your generators" + (" (built-in faces)" if builtin else "")
+        on = " on the built-in faces" if builtin else ""
+        what = f"your trained generators ({width} wide, {blocks}, trained at {trained} px{on})"
     elif (width, count) == PUBLISHED_SHAPE:
-        size = PUBLISHED_SIZE
+        size, label = PUBLISHED_SIZE, "the book's generators"
         what = f"the book's published generators (run at {PUBLISHED_SIZE} px, as trained)"
     else:
-        size, what = default_size, (f"generators of unknown training ({width} wide, {blocks}, "
-                                    f"no checkpoint.pt beside them; run at {default_size} px)")
-    return Generators(black, blond, size, f"{what} from {folder}", folder)
+        size, label = default_size, "generators of unknown training"
+        what = (f"generators of unknown training ({width} wide, {blocks}, "
+                f"no checkpoint.pt beside them; run at {default_size} px)")
+    if black.variant != "chapter":  # extra code – say when they are not the chapter's network
+        what += f", generator variant {black.variant!r}"
+    return Generators(black, blond, size, f"{what} from {folder}", folder, label, builtin)
 
 
 def to_picture(image: torch.Tensor, size: tuple[int, int] | None = None) -> Image.Image:
@@ -241,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     face_out, pasted_out = _outputs(photo_path, args.to, args.out, args.paste, args.force)
     gens = pick_generators(weights=args.weights, device=device)
     print(f"Using {gens.description}.")
+    if gens.photo_warning():
+        print(f"Note: {gens.photo_warning()}")
     photo = read_photo(photo_path, MAX_SIDE)
     if photo.size != full:
         print(f"The photo is {full[0]}×{full[1]}: read at {photo.width}×{photo.height}.")
