@@ -79,12 +79,19 @@ show_round_trips([blond, fake_black, back_blond], ["blond", "→ black", "→ bl
 #
 # The same on the held-out faces (the `test/` folders of the split): a model that only
 # memorised its training faces would fail here.
+#
+# (Extra code – beyond the chapter.) The chapter's generator redraws every pixel. `make demo`'s
+# generator (the `mask` variant, README) also predicts a mask of where to change the face and
+# keeps the input, pixel for pixel, everywhere else; for such a generator each round trip also
+# shows that mask: white where it drew new content, black where it kept the input.
 
 # %%
+from utils.inference import round_trip_stages
+
 test_black = load_batch(data.test_A, 8, size)
 test_blond = load_batch(data.test_B, 8, size)
-show_round_trips([test_black, *round_trip(gen_B, gen_A, test_black)], ["black", "→ blond", "→ black"])
-show_round_trips([test_blond, *round_trip(gen_A, gen_B, test_blond)], ["blond", "→ black", "→ blond"]);
+show_round_trips(*round_trip_stages(gen_B, gen_A, test_black, ["black", "→ blond", "→ black"]), faces_per_row=2)
+show_round_trips(*round_trip_stages(gen_A, gen_B, test_blond, ["blond", "→ black", "→ blond"]), faces_per_row=2);
 
 # %% [markdown]
 # The chapter saves each set of images to disk; so do we (`files/round_trip/`), with its names.
@@ -164,14 +171,19 @@ show_pictures([draw_face(photo, framed.face), framed.crop], [name[:40], "framed 
 
 # %% [markdown]
 # The framed face through both generators, as in listing 6.8: to blond and back, and to black.
+# Generators trained only on the built-in faces (notebook 03 without the CelebA download, or
+# `make demo`) have never seen a photo: the cell says so before their result, and the titles
+# name the generators that made each picture.
 
 # %%
 from utils.translate import translate_photo
 
+if gens.photo_warning():
+    print(gens.photo_warning())
 to_blond = translate_photo(photo, gens, "blond", name, framed)
 to_black = translate_photo(photo, gens, "black", name, framed)
 show_rows([to_blond.face, to_blond.translated, to_blond.back, to_black.translated],
-          ["yours", "→ blond", "→ back", "→ black"], size=2.5);
+          ["yours", "→ blond", "→ back", "→ black"], size=2.5, title=f"Made by {gens.label}");
 
 # %% [markdown]
 # And back into the photo: each translated crop is warped back to where the face was and
@@ -179,7 +191,8 @@ show_rows([to_blond.face, to_blond.translated, to_blond.back, to_black.translate
 # `python -m utils.translate my_photo.jpg --to blond --paste`.
 
 # %%
-show_pictures([photo, to_blond.pasted(), to_black.pasted()], ["yours", "blond", "black"], size=4);
+show_pictures([photo, to_blond.pasted(), to_black.pasted()],
+              ["yours", f"blond, by {gens.label}", f"black, by {gens.label}"], size=4);
 
 # %% [markdown]
 # ## Browse the held-out faces

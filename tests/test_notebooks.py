@@ -124,3 +124,12 @@ def test_notebook_names_the_chapters_listings(nb_path):
     text = "\n".join(c.source for c in nbformat.read(nb_path, as_version=4).cells
                      if c.cell_type == "markdown")
     assert re.search(r"[Ll]isting 6\.\d|[Ee]xercise 6\.\d", text)
+
+
+def test_notebook_04_warns_before_translating_a_photo_with_built_in_face_generators():
+    # the warning itself (for generators trained on the built-in faces) is tested in test_translate.py
+    notebook = nbformat.read(REPO_ROOT / "notebooks" / "04_round_trip.ipynb", as_version=4)
+    cells = [c.source for c in notebook.cells if c.cell_type == "code"]
+    photo = next(c for c in cells if "translate_photo(" in c)
+    assert photo.index("print(gens.photo_warning())") < photo.index("translate_photo(")
+    assert "gens.label" in photo  # the pictures say which generators made them
