@@ -127,8 +127,9 @@ def _save_grids(gen_A: torch.nn.Module, gen_B: torch.nn.Module, folders: dict[st
     written = []
     for name, (folder_A, folder_B) in folders.items():
         labels = ("original", "translated", "back")
-        to_blond, titles = round_trip_stages(gen_B, gen_A, load_batch(folder_A, GRID_FACES, image_size), labels)
-        to_black, _ = round_trip_stages(gen_A, gen_B, load_batch(folder_B, GRID_FACES, image_size), labels)
+        black, blond = (load_batch(folder, GRID_FACES, image_size) for folder in (folder_A, folder_B))
+        to_blond, titles = round_trip_stages(gen_B, gen_A, black, labels)
+        to_black, _ = round_trip_stages(gen_A, gen_B, blond, labels)
         path = out / f"round_trip_{name}.png"  # one of DEMO_FILES
         fig = show_round_trips([torch.cat(pair) for pair in zip(to_blond, to_black, strict=True)], titles,
                                faces_per_row=2, save_to=path,

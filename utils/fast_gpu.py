@@ -92,7 +92,7 @@ def measure_memory(config: Any, device: torch.device) -> tuple[int, int, int]:
         torch.cuda.reset_peak_memory_stats(device)
         train_step(x, x, *nets, opt_disc, opt_gen, nn.L1Loss(), nn.MSELoss(),
                    make_grad_scaler(device, dtype), make_grad_scaler(device, dtype),
-                   autocast_dtype=dtype, lambda_identity=config.lambda_identity)
+                   autocast_dtype=dtype, **config.loss_weights())
         torch.cuda.synchronize(device)
         used = torch.cuda.max_memory_allocated(device)
         del built, nets, opt_disc, opt_gen, x

@@ -199,8 +199,7 @@ def choose_cpu_threads(config: TrainConfig) -> int:
 
     def step() -> None:
         train_step(A, B, nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"], opt_disc, opt_gen,
-                   nn.L1Loss(), nn.MSELoss(), *scalers, lambda_cycle=config.lambda_cycle,
-                   lambda_identity=config.lambda_identity)
+                   nn.L1Loss(), nn.MSELoss(), *scalers, **config.loss_weights())
 
     return speed.pick_cpu_threads(step)
 
@@ -394,9 +393,7 @@ class _Run:
         nets = self.run_nets
         step = self.step_fn(A, B, nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"],
                             self.opt_disc, self.opt_gen, self.l1, self.mse, self.d_scaler, self.g_scaler,
-                            autocast_dtype=self.autocast_dtype, lambda_cycle=config.lambda_cycle,
-                            lambda_identity=config.lambda_identity,
-                            lambda_mask=config.lambda_mask, lambda_mask_tv=config.lambda_mask_tv,
+                            autocast_dtype=self.autocast_dtype, **config.loss_weights(),
                             pool_A=self.pool_A if config.pool_size else None,
                             pool_B=self.pool_B if config.pool_size else None)
         epoch = pos["epoch"]

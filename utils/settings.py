@@ -130,6 +130,11 @@ class TrainConfig:
         """A config from a preset ("chapter", "paper" or "demo"); explicit keyword arguments win."""
         return cls(**{**preset_options(preset), **overrides})
 
+    def loss_weights(self) -> dict[str, float]:
+        """The run's loss weights as `ch06util.train_step` takes them (every caller passes all)."""
+        return {"lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
+                "lambda_mask": self.lambda_mask, "lambda_mask_tv": self.lambda_mask_tv}
+
     def discriminator_features(self) -> tuple[int, ...]:
         f = self.num_features
         return tuple(self.disc_features) if self.disc_features else (f, 2 * f, 4 * f, 8 * f)
