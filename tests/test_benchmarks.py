@@ -32,3 +32,31 @@ def test_error_breakdown_agrees_with_the_scores_and_sees_the_shift(tmp_path, gen
     if isinstance(gen, Shift):  # all of its error is the shift (up to clamping at white and black)
         assert parts["psnr_without_colour_shift"] > parts["psnr_outside_hair"] + 15
         assert parts["mean_abs_colour_shift"] == pytest.approx((0.2 + 0.1 + 0.05) / 3 / 2, rel=0.1)
+
+
+
+class TopRowsMask(nn.Module):
+    """A stand-in mask variant that edits exactly the top `rows` rows (the toy faces' hair)."""
+
+    has_mask = True
+
+    def __init__(self, rows: int):
+        super().__init__()
+        self.rows = rows
+
+    def forward(self, x: torch.Tensor, return_mask: bool = False):
+        mask = torch.zeros_like(x[:, :1])
+        mask[..., :self.rows, :] = 1
+        return (x, mask) if return_mask else x
+
+
+def test_demo_frontier_reads_a_mask_variants_mask_on_and_off_the_hair(tmp_path):
+    from benchmarks.demo_frontier import mask_means
+    from tests.test_evaluate import HAIR_ROWS
+    from utils.ch06util import Generator
+
+    test, truth = write_faces(tmp_path, 3, BLACK, BLOND)
+    assert mask_means(Generator(3, 8, 1), test, truth, SIZE, torch.device("cpu")) is None
+    assert mask_means(TopRowsMask(HAIR_ROWS), test, truth, SIZE, torch.device("cpu")) == (1.0, 0.0)
+    hair, rest = mask_means(TopRowsMask(HAIR_ROWS // 2), test, truth, SIZE, torch.device("cpu"))
+    assert hair == pytest.approx(0.5) and rest == 0.0
