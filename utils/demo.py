@@ -44,6 +44,7 @@ from utils.paths import files_dir
 from utils.run_loop import choose_cpu_threads, train
 from utils.settings import (
     DEMO,
+    DEMO_GENERATOR_WHY,
     FAST,
     DemoSettings,
     RunSettings,
@@ -221,8 +222,8 @@ def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: floa
           f"that agree within the spread between seeds){cap}. An estimate of the time it takes here "
           "follows after a few iterations.")
     if settings.generator != "chapter":  # extra code – say so whenever the demo leaves the chapter
-        print(f"Generator variant {settings.generator!r}, beyond the chapter: the chapter's generator "
-              "cannot see an image's overall colour (README, \"What `make demo` shows\").")
+        why = f": {DEMO_GENERATOR_WHY}" if settings.generator == DEMO.generator else ""
+        print(f"Generator variant {settings.generator!r}, beyond the chapter{why}.")
     result = train(config, progress=progress, clock=clock)
     if result.reason == "terminated":  # SIGTERM: the machine is going down; the checkpoint is saved
         raise Terminated
