@@ -3,7 +3,8 @@
 * `docs/synthetic_faces.png`: the built-in faces above their hair-swapped ground truth.
 * `docs/demo_round_trip.png` and the table between the `demo-metrics` markers in README.md:
   copied from the last `make demo` run (`files/demo/`), so the README shows what the demo
-  really measured.
+  really measured. With the demo's mask generator the grid shows, under each translation, the
+  mask of where it edited (`utils.inference.round_trip_rows`).
 
     python -m utils.docs [--demo DIR]
 """
