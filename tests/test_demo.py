@@ -50,12 +50,41 @@ def test_demo_writes_grids_curves_and_metrics(demo_run):
     assert saved["minutes"] > 0 and saved["iterations"] == demo.FAST.iterations
     assert saved["stopped_by"] == "iterations" and saved["complete"] is True and "note" not in saved
     assert saved["data"] == "synthetic faces" and "cpu" in saved["device"]
+    from utils.ch06util import pick_precision
+
+    assert (saved["precision"], saved["precision_reason"]) == (pick_precision("cpu").name,
+                                                                pick_precision("cpu").reason)
     assert saved["settings"]["image_size"] == demo.FAST.image_size
     # extra code – beyond the chapter: the demo's generator variant is recorded and loads back as itself
     assert saved["settings"]["generator"] == demo.DEMO.generator == demo.FAST.generator
     from utils.checkpoints import load_generator
 
     assert load_generator(out / "run" / "gen_black.pth").variant == demo.DEMO.generator
+
+
+def _scores(shift: float = 0.0) -> dict[str, dict[str, float]]:
+    """Held-out scores at the README's bfloat16 row, the blond → black PSNR moved by `shift` dB."""
+    row = demo.DEMO_REFERENCE["bfloat16"]
+    scores = {d: {m: mean for m, (mean, _) in row[d].items()} for d in DIRECTIONS}
+    scores["blond_to_black"]["psnr_outside_hair"] += shift
+    return scores
+
+
+def test_the_summary_compares_with_the_readme_row_of_its_precision():
+    line = demo.compare_with_readme(_scores(), "bfloat16")
+    assert line.startswith("README, bfloat16") and line.endswith("all four within the two seeds' range.")
+    mean, half = demo.DEMO_REFERENCE["bfloat16"]["blond_to_black"]["psnr_outside_hair"]
+    line = demo.compare_with_readme(_scores(shift=half + 0.3), "bfloat16")
+    assert "outside the two seeds' range: blond → black psnr_outside_hair" in line
+    assert f"{mean - half:.1f}–{mean + half:.1f}" in line and "black → blond hair" not in line
+    assert "no figures for float16" in demo.compare_with_readme(_scores(), "float16")
+
+
+def test_every_precision_has_a_readme_row():
+    assert set(demo.DEMO_REFERENCE) == {"float32", "bfloat16"}
+    for row in demo.DEMO_REFERENCE.values():
+        assert set(row) == set(DIRECTIONS)
+        assert all(set(cells) == {"hair_accuracy", "psnr_outside_hair"} for cells in row.values())
 
 
 def test_demo_trained_on_the_split_and_held_faces_out(demo_run):

@@ -152,6 +152,45 @@ def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
     return data
 
 
+# extra code – the README's two-seed figures for `make demo` (seeds 0 and 1, one thread each), per
+# precision and direction: (mean, half the range) of the hair accuracy and the PSNR outside the
+# hair. The summary compares a run with the row of its precision; tests/test_docs.py checks that
+# README.md shows these numbers (benchmarks/README.md, "bfloat16 on the CPU", has the runs).
+Spread = dict[str, tuple[float, float]]
+DEMO_REFERENCE: dict[str, dict[str, Spread]] = {
+    "float32": {"black_to_blond": {"hair_accuracy": (0.98, 0.02), "psnr_outside_hair": (23.0, 0.2)},
+                "blond_to_black": {"hair_accuracy": (0.88, 0.03), "psnr_outside_hair": (21.5, 0.6)}},
+    "bfloat16": {"black_to_blond": {"hair_accuracy": (0.98, 0.02), "psnr_outside_hair": (23.0, 0.2)},
+                 "blond_to_black": {"hair_accuracy": (0.88, 0.03), "psnr_outside_hair": (21.5, 0.6)}},
+}
+DIRECTIONS = {"black_to_blond": "black → blond", "blond_to_black": "blond → black"}
+DIGITS = {"hair_accuracy": 2, "psnr_outside_hair": 1}  # as the README shows them
+
+
+def compare_with_readme(scores: dict[str, dict[str, float]], precision: str) -> str:
+    """One line: a full demo run's held-out numbers against the README's row for its precision.
+
+    The README's rows span two seeds; a run with the demo's seed on a machine that trains in
+    the same precision reproduces one end of its row, so a number outside says this run differs.
+    """
+    reference = DEMO_REFERENCE.get(precision)
+    if reference is None:
+        return f"The README has no figures for {precision}; compare with its float32 row."
+    expected, outside = [], []
+    for direction, label in DIRECTIONS.items():
+        cells = []
+        for metric, (mean, half) in reference[direction].items():
+            d, value = DIGITS[metric], scores[direction][metric]
+            cells.append(f"{mean:.{d}f} ± {half:.{d}f}")
+            if not mean - half - 1e-9 <= round(value, d) <= mean + half + 1e-9:
+                low, high = mean - half, mean + half
+                outside.append(f"{label} {metric} {value:.{d}f} (README {low:.{d}f}–{high:.{d}f})")
+        expected.append(f"{label} {', '.join(cells)} dB")
+    verdict = ("all four within the two seeds' range" if not outside
+               else "outside the two seeds' range: " + "; ".join(outside))
+    return f"README, {precision} (seeds 0 and 1): {'; '.join(expected)}. This run: {verdict}."
+
+
 def _stop_note(reason: str, done: int, planned: int, minutes: float | None) -> str | None:
     """The plain sentence a run stopped early gets in the summary and metrics.json; None if complete."""
     if done >= planned:
@@ -216,9 +255,9 @@ def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: floa
                           device=device)
     cap = f", stopping after {minutes:g} min at most" if minutes is not None else ""
     print(f"Training {settings.iterations:,} iterations of {settings.batch_size} pairs at "
-          f"{settings.image_size} px (a fixed, seeded run: the same run on any machine, with results "
-          f"that agree within the spread between seeds){cap}. An estimate of the time it takes here "
-          "follows after a few iterations.")
+          f"{settings.image_size} px (a fixed, seeded run: the same run on any machine that trains in the "
+          f"same precision, with results that agree within the spread between seeds){cap}. An estimate "
+          "of the time it takes here follows after a few iterations.")
     if settings.generator != "chapter":  # extra code – say so whenever the demo leaves the chapter
         print(f"Generator variant {settings.generator!r}, beyond the chapter: the chapter's generator "
               "cannot see an image's overall colour (README, \"What `make demo` shows\").")
@@ -248,6 +287,8 @@ def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: floa
         **({"note": note} if note else {}),
         "stopped_by": result.reason,
         "device": describe(device),
+        "precision": result.precision,
+        "precision_reason": result.precision_reason,
         "data": "real CelebA" if data.real else "synthetic faces",
         "scored_by": scored_by,
         "settings": {**asdict(settings), "seed": seed, "minutes_cap": minutes},
@@ -261,10 +302,12 @@ def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: floa
         record.claim(name, OWNER)
     record.save()
 
-    print(f"\nScores on the held-out faces, {scored_by}:")
+    print(f"\nScores on the held-out faces, {scored_by}, trained in {result.precision}:")
     print(format_table(scores))
     if note:
         print(f"Note: {note}")
+    elif settings == DEMO and not data.real:  # the README's figures are for this run only
+        print(compare_with_readme(scores, result.precision))
     print(f"{result.iteration:,} iterations ({result.reason}) in {trained_minutes:.1f} min of training, "
           f"{total_minutes:.1f} min in total.")
     print("Wrote:")

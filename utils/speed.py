@@ -11,14 +11,17 @@ What measured faster and is the default:
 * The discriminators' weights get no gradient in the generators' step (done in
   `ch06util.train_step`; the chapter computed those gradients and threw them away).
 * CUDA: `cudnn.benchmark`, bfloat16 autocast (float16 + scaler on older GPUs, see
-  `ch06util.default_autocast_dtype`), pinned memory, non-blocking copies, loader workers.
+  `ch06util.pick_precision`), pinned memory, non-blocking copies, loader workers.
+* CPUs with AMX or AVX512-BF16: bfloat16 autocast (1.9-2.5x the chapter's float32 step,
+  same held-out scores; `ch06util.pick_precision`).
 
 What measured slower on the CPU, or cannot be measured here, and so is a flag:
 
 * channels-last memory format (`to_fast_layout(..., channels_last=True)`): InstanceNorm
   copies channels-last tensors back to NCHW around every norm layer, which made a CPU
   iteration several times slower, and on the CPU PyTorch 2.14.1 computes wrong gradients
-  for it (`channels_last_is_exact` checks, and the flag is refused where it fails).
+  for it, in float32 and bfloat16 alike (`channels_last_is_exact` checks, and the flag is
+  refused where it fails); with bfloat16 it was slower too.
 * bfloat16 autocast on a CPU without AVX512-BF16/AMX (emulated: about 3x slower).
 * `torch.compile` (`compile_models`): minutes of compiling for a small gain on a CPU; on
   CUDA, `mode="reduce-overhead"` (CUDA graphs) is for the launch-bound batch-1 case.
