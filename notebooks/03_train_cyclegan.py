@@ -54,7 +54,7 @@ sizes
 # with bfloat16 no scaling is needed. On a CPU that computes bfloat16 itself (AMX or
 # AVX512-BF16: recent Intel Xeons, AMD Zen 4 and newer), `train_epoch` trains in bfloat16, which
 # measured 2.3x faster per iteration than float32 at the chapter's sizes on a Sapphire Rapids Xeon,
-# with the same held-out scores in the demo (`benchmarks/README.md`). Other CPUs stay in float32,
+# with the demo's held-out accuracies unchanged (`benchmarks/README.md`). Other CPUs stay in float32,
 # because they only emulate bfloat16 (about 3x slower); `pick_precision(device)` says which and why.
 
 # %%
