@@ -60,7 +60,7 @@ sizes
 # %%
 import torch
 from torch import nn
-from utils.ch06util import Discriminator, Generator, make_grad_scaler, pick_precision, weights_init
+from utils.ch06util import Discriminator, Generator, make_grad_scaler, weights_init
 
 disc_A = weights_init(Discriminator(features=sizes.disc_features).to(device))
 disc_B = weights_init(Discriminator(features=sizes.disc_features).to(device))
@@ -73,7 +73,6 @@ opt_disc = torch.optim.Adam(list(disc_A.parameters()) + list(disc_B.parameters()
 opt_gen = torch.optim.Adam(list(gen_A.parameters()) + list(gen_B.parameters()), lr=lr, betas=(0.5, 0.999))
 d_scaler = make_grad_scaler(device)
 g_scaler = make_grad_scaler(device)
-print("Precision:", pick_precision(device))  # extra code – what train_epoch computes in, and why
 
 # %% [markdown]
 # ## Listing 6.7: the chapter's training loop
@@ -88,10 +87,11 @@ print("Precision:", pick_precision(device))  # extra code – what train_epoch c
 
 # %%
 from torch.utils.data import DataLoader
-from utils.ch06util import LoadData, make_transform, train_epoch
+from utils.ch06util import LoadData, make_transform, pick_precision, train_epoch
 
 dataset = LoadData([data.domain_A], [data.domain_B], transform=make_transform(sizes.image_size))
 loader = DataLoader(dataset, batch_size=1, shuffle=True, pin_memory=device.type == "cuda")
+print("Precision:", pick_precision(device))  # extra code – what train_epoch computes in, and why
 losses = train_epoch(disc_A, disc_B, gen_A, gen_B, loader, opt_disc, opt_gen, l1, mse,
                      d_scaler, g_scaler, device, max_batches=3 if env.fast else 50,
                      sample_dir=env.files / "chapter_samples")

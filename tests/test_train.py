@@ -499,12 +499,11 @@ def test_no_mixed_precision_trains_in_float32_and_says_so(data, tmp_path, monkey
 
 def test_float32_and_bfloat16_runs_differ_only_by_rounding(data, tmp_path, monkeypatch):
     fake_cpu(monkeypatch, native=True)
-    mixed = run(data, tmp_path / "bf16", iterations=2)
-    plain = run(data, tmp_path / "fp32", iterations=2, mixed_precision=False)
-    a, b = mixed.gen_A.state_dict(), plain.gen_A.state_dict()
-    assert any(not torch.equal(a[k], b[k]) for k in a)  # bfloat16 did compute something
-    for key in a:  # two Adam steps of lr 1e-5 from the same start: far below one step apart
-        assert (a[key].float() - b[key].float()).abs().max() <= 2.2e-5, key
+    mixed = run(data, tmp_path / "bf16", iterations=1).history
+    plain = run(data, tmp_path / "fp32", iterations=1, mixed_precision=False).history
+    losses = ["D_loss", "G_loss", "cycle_loss"]  # the first iteration: same weights, same batch
+    assert not mixed[losses].equals(plain[losses])  # bfloat16 did compute something
+    np.testing.assert_allclose(mixed[losses].to_numpy(), plain[losses].to_numpy(), rtol=0.03)
 
 
 def test_a_resume_in_the_same_precision_says_nothing_more(data, tmp_path, monkeypatch, capsys):
