@@ -4,6 +4,8 @@
     python benchmarks/speed.py --sizes 64 --extras unfused bf16 compile
     python benchmarks/speed.py --device cuda        # 256 px, batch 1 and larger batches
     python benchmarks/speed.py --device cuda --extras fast --picked-batch   # the --fast-gpu path
+    python benchmarks/speed.py --sizes 256 --threads 1 --extras fp32 --matmul 2048 --profile  # bf16 vs fp32
+    python benchmarks/speed.py --nets demo --sizes 64 --batch-sizes 8 --threads 1 --extras fp32  # make demo's
 
 Both loops run in ONE process, ALTERNATING (each round: chapter k iterations, then ours
 k iterations, then any extras), after a warm-up that is not timed, on the same networks
@@ -17,14 +19,24 @@ Legs:
             gradients computed in the generator step, plain Adam, `.item()` each batch).
   ours      what `ch06util.train_epoch` / `utils.train` run by default: `train_step`,
             `speed.tune_backends`, `speed.to_fast_layout`, `speed.make_optimizers` (fused
-            Adam), `default_autocast_dtype` (bf16 on CUDA, fp32 on CPU).
+            Adam), `default_autocast_dtype` (bf16 on CUDA and on CPUs with AMX or
+            AVX512-BF16, fp32 on other CPUs).
   extras    unfused (ours with plain Adam: isolates the frozen discriminators),
+            fp32 (ours in float32: `--no-mixed-precision`),
             bf16 (bf16 autocast forced, even where the CPU emulates it),
             channels_last (refused where `speed.channels_last_is_exact` fails),
             compile (`speed.compile_models`; the warm-up time is the compile time),
             fast (`utils.fast_gpu.FastStep`, what `--fast-gpu` runs: compiled with CUDA
             graphs, channels-last where exact; compiled from its first iteration, so the
             warm-up time is the compile time; on a CPU it says why it stays eager).
+
+`--matmul N` also times N x N matrix products in float32 and in bfloat16 (alternating, in
+the same rounds) and counts each leg's floating-point operations per iteration
+(`torch.utils.flop_counter`, in one more untimed iteration), so the table says what share of
+the machine's matmul rate in the leg's type each leg reaches (per round, against the product
+timed in the same round: the median of those shares, robust to load that comes and goes).
+`--profile` profiles one more iteration of `ours` (and `fp32`) per size: the operations that
+take the time, and the types they computed in (which ones autocast leaves in float32).
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -51,8 +64,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.chapter_loop import chapter_optimizers, chapter_scaler, chapter_step  # noqa: E402
 from utils import ch06util as ch  # noqa: E402
 from utils import fast_gpu, speed  # noqa: E402
+from utils.demo import DEMO  # noqa: E402
 
-EXTRAS = ("unfused", "bf16", "channels_last", "compile", "fast")
+EXTRAS = ("unfused", "fp32", "bf16", "channels_last", "compile", "fast")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 CPU_ITERS = {64: 5, 128: 3, 256: 1}  # about 3 s of work per leg and round on a 2-core Xeon
 EPOCH_PAIRS = 48_472  # one epoch of the chapter's data set (its black/blond split)
@@ -101,10 +115,16 @@ def load_average() -> str:
 
 
 # ------------------------------------------------------------------------- legs
-def make_nets(device: torch.device) -> list[nn.Module]:
-    """Full-size networks as in listing 6.7: disc_A, disc_B, gen_A, gen_B."""
+def make_nets(device: torch.device, sizes: str = "chapter") -> list[nn.Module]:
+    """disc_A, disc_B, gen_A, gen_B: full size as in listing 6.7, or `make demo`'s (`utils.demo.DEMO`)."""
     torch.manual_seed(0)
-    nets = [ch.Discriminator(3), ch.Discriminator(3), ch.Generator(3), ch.Generator(3)]
+    if sizes == "demo":
+        d = DEMO
+        nets = [ch.Discriminator(3, d.disc_features), ch.Discriminator(3, d.disc_features),
+                ch.Generator(3, d.num_features, d.num_residuals, variant=d.generator),
+                ch.Generator(3, d.num_features, d.num_residuals, variant=d.generator)]
+    else:
+        nets = [ch.Discriminator(3), ch.Discriminator(3), ch.Generator(3), ch.Generator(3)]
     return [ch.weights_init(net).to(device) for net in nets]
 
 
@@ -137,7 +157,7 @@ def build_leg(name: str, base: list[nn.Module], A: torch.Tensor, B: torch.Tensor
     a = speed.to_fast_layout(A, device, channels_last=channels_last)
     b = speed.to_fast_layout(B, device, channels_last=channels_last)
     opt_disc, opt_gen = speed.make_optimizers(*nets, device=device, fused=name != "unfused")
-    dtype = torch.bfloat16 if name == "bf16" else ch.default_autocast_dtype(device)
+    dtype = leg_dtype(name, device)
     d_scaler, g_scaler = ch.make_grad_scaler(device, dtype), ch.make_grad_scaler(device, dtype)
     if name == "compile":
         nets = speed.compile_models(*nets, device=device)
@@ -154,30 +174,110 @@ def time_iters(step: Callable[[], object], iters: int, device: torch.device) -> 
     return time.perf_counter() - start
 
 
+def leg_dtype(name: str, device: torch.device) -> torch.dtype | None:
+    """The type a leg's convolutions compute in (None: float32)."""
+    if name == "chapter":
+        return torch.float16 if device.type == "cuda" else None
+    return {"bf16": torch.bfloat16, "fp32": None}.get(name, ch.default_autocast_dtype(device))
+
+
+def matmul_leg(n: int, dtype: torch.dtype | None, device: torch.device) -> tuple[Callable[[], object], int]:
+    """A closure multiplying two n x n matrices (under autocast for bf16) and its FLOPs."""
+    gen = torch.Generator().manual_seed(2)
+    a, b = (torch.randn(n, n, generator=gen).to(device) for _ in range(2))
+    autocast = torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+    def step() -> None:
+        with autocast:
+            a @ b
+    return step, 2 * n ** 3
+
+
+def count_flops(step: Callable[[], object]) -> int:
+    """Floating-point operations of one call of `step` (it runs once, untimed)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def profile_step(name: str, step: Callable[[], object], top: int = 14) -> None:
+    """Print the operations that take one iteration's CPU time, with the types they compute in."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        step()
+    with tempfile.TemporaryDirectory() as tmp:  # the trace is where the input types are
+        trace = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(trace))
+        types: dict[str, set[str]] = {}
+        for event in json.loads(trace.read_text())["traceEvents"]:
+            found = event.get("args", {}).get("Input type") or []
+            types.setdefault(event.get("name", ""), set()).update(
+                t for t in found if t in ("float", "c10::BFloat16", "c10::Half", "double"))
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    short = {"float": "fp32", "c10::BFloat16": "bf16", "c10::Half": "fp16", "double": "fp64"}
+    print(f"\n  profile of one {name} iteration ({total / 1e6:.2f} s of CPU time):")
+    print("  | operation | share of CPU time | input types |\n  |---|---:|---|")
+    for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]:
+        seen = " ".join(sorted(short[t] for t in types.get(event.key, ()))) or "-"
+        print(f"  | {event.key} | {event.self_cpu_time_total / total:.1%} | {seen} |")
+    fp32_only = sum(e.self_cpu_time_total for e in events if types.get(e.key) == {"float"})
+    print(f"  operations that saw only float32 inputs: {fp32_only / total:.1%} of the time", flush=True)
+
+
 def bench_size(size: int, batch: int, legs: list[str], rounds: int, iters: int, warmup: int,
-               device: torch.device, base: list[nn.Module]) -> list[dict]:
+               device: torch.device, base: list[nn.Module], matmul: int | None = None,
+               profile: bool = False) -> tuple[list[dict], list[dict]]:
+    """Rows per leg (pairs/s, ratio to the chapter; FLOPs with `matmul`) and per matmul type."""
     gen = torch.Generator().manual_seed(1)
     A = (torch.rand(batch, 3, size, size, generator=gen) * 2 - 1).to(device)
     B = (torch.rand(batch, 3, size, size, generator=gen) * 2 - 1).to(device)
     steps, rows = {}, {}
     for name in legs:
-        rows[name] = {"leg": name, "size": size, "batch": batch, "rates": [], "note": ""}
+        rows[name] = {"leg": name, "size": size, "batch": batch, "rates": [], "note": "",
+                      "dtype": leg_dtype(name, device)}
         try:
             steps[name] = build_leg(name, base, A, B, device)
+            if matmul:  # one more untimed iteration, counted
+                rows[name]["flops"] = count_flops(steps[name])
             rows[name]["warmup_s"] = time_iters(steps[name], warmup, device)
             print(f"    {name}: warm-up ({warmup} iterations) {rows[name]['warmup_s']:.1f} s", flush=True)
         except (ValueError, RuntimeError) as error:  # e.g. channels-last refused here
             rows[name]["note"] = f"not run: {str(error).splitlines()[0][:90]}"
             steps.pop(name, None)
+    products = {dtype: matmul_leg(matmul, dtype, device)
+                for dtype in ((None, torch.bfloat16) if matmul else ())}
+    reps = max(1, round(75e9 / (2 * matmul ** 3))) if matmul else 0  # about 1 s at a core's fp32 rate
+    gflops: dict[torch.dtype | None, list[float]] = {dtype: [] for dtype in products}
+    for product, _ in products.values():
+        time_iters(product, 2, device)
     for _ in range(rounds):
         for name, step in steps.items():
             rows[name]["rates"].append(iters * batch / time_iters(step, iters, device))
+        for dtype, (product, flops) in products.items():
+            gflops[dtype].append(reps * flops / time_iters(product, reps, device) / 1e9)
     chapter = rows.get("chapter", {}).get("rates", [])
+    peak = {dtype: statistics.median(rates) for dtype, rates in gflops.items()}
     for row in rows.values():
         row["pairs_s"] = statistics.median(row["rates"]) if row["rates"] else float("nan")
         per_round = [r / c for r, c in zip(row["rates"], chapter, strict=False)]
         row["ratio"] = statistics.median(per_round) if per_round else float("nan")
-    return list(rows.values())
+        if "flops" in row:  # the share per round, against the product timed in the same round
+            row["gflops"] = row["flops"] * row["pairs_s"] / batch / 1e9
+            peaks = gflops.get(row["dtype"], [])
+            row["share"] = statistics.median(
+                row["flops"] * r / batch / 1e9 / p for r, p in zip(row["rates"], peaks, strict=False)
+            ) if peaks and row["rates"] else float("nan")
+    matmul_rows = [{"leg": f"matmul {matmul}x{matmul} {'bf16' if dtype else 'fp32'}", "rates": rates,
+                    "gflops": peak[dtype]} for dtype, rates in gflops.items()]
+    if profile:
+        for name in ("ours", "fp32"):
+            if name in steps:
+                profile_step(f"{name} ({size} px, batch {batch})", steps[name])
+    return list(rows.values()), matmul_rows
 
 
 # ------------------------------------------------------------------------- loader
@@ -214,15 +314,28 @@ def bench_loader(size: int, workers: int, device: torch.device, count: int) -> t
 
 
 # ------------------------------------------------------------------------- main
-def print_table(rows: list[dict]) -> None:
-    print("\n| size | batch | leg | pairs/s (median) | per round | ratio to chapter | warm-up s "
-          "| epoch min |")
-    print("|---:|---:|---|---:|---|---:|---:|---:|")
+def dtype_name(dtype: torch.dtype | None) -> str:
+    return "fp32" if dtype is None else {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def print_table(rows: list[dict], matmul_rows: list[dict] = ()) -> None:
+    flops = any("flops" in row for row in rows)
+    extra = " GFLOP/iteration | GFLOP/s | share of its type's matmul rate |" if flops else ""
+    print("\n| size | batch | leg | type | pairs/s (median) | per round | ratio to chapter | warm-up s "
+          f"| epoch min |{extra}")
+    print("|---:|---:|---|---|---:|---|---:|---:|---:|" + ("---:|---:|---:|" if flops else ""))
     for row in rows:
         rates = " ".join(f"{r:.3f}" for r in row["rates"]) or row["note"]
-        print(f"| {row['size']} | {row['batch']} | {row['leg']} | {row['pairs_s']:.3f} | {rates} "
-              f"| {row['ratio']:.2f}x | {row.get('warmup_s', float('nan')):.1f} "
-              f"| {EPOCH_PAIRS / row['pairs_s'] / 60:.1f} |", flush=True)
+        more = (f" {row['flops'] / 1e9:.0f} | {row['gflops']:.1f} | {row['share']:.0%} |"
+                if flops and "flops" in row else (" | | |" if flops else ""))
+        print(f"| {row['size']} | {row['batch']} | {row['leg']} | {dtype_name(row['dtype'])} "
+              f"| {row['pairs_s']:.3f} | {rates} | {row['ratio']:.2f}x "
+              f"| {row.get('warmup_s', float('nan')):.1f} | {EPOCH_PAIRS / row['pairs_s'] / 60:.1f} |{more}",
+              flush=True)
+    if matmul_rows:
+        print("\n| product (same rounds) | GFLOP/s (median) | per round |\n|---|---:|---|")
+        for row in matmul_rows:
+            print(f"| {row['leg']} | {row['gflops']:.1f} | {' '.join(f'{r:.1f}' for r in row['rates'])} |")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -238,6 +351,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "on CPU, 20 on CUDA)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed iterations per leg (default: 1 on CPU, 5 on CUDA)")
+    parser.add_argument("--nets", choices=("chapter", "demo"), default="chapter",
+                        help="network sizes: the chapter's (default) or make demo's (16 wide, 4 blocks)")
+    parser.add_argument("--matmul", type=int, metavar="N",
+                        help="also time N x N products in fp32 and bf16 and count each leg's FLOPs")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one iteration of ours (and fp32) per size: time and types per op")
     parser.add_argument("--extras", nargs="*", default=[], choices=EXTRAS,
                         help="extra legs to time beside chapter and ours")
     parser.add_argument("--threads", type=int, default=None,
@@ -264,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load average before: {load_average()}")
     print(f"command: python benchmarks/speed.py {' '.join(sys.argv[1:] if argv is None else argv)}")
 
-    base = make_nets(device)
+    base = make_nets(device, args.nets)
     if args.picked_batch and cuda:
         from utils.train import TrainConfig
 
@@ -275,19 +394,22 @@ def main(argv: list[str] | None = None) -> None:
               f"{fixed / 2**20:.0f} MiB fixed, {total / 2**30:.0f} GiB), lr {speed.scaled_lr(batch):.3g}")
         batches = [*batches, batch] if args.batch_sizes else [1, batch]
     rows: list[dict] = []
+    matmul_rows: list[dict] = []
     for size in sizes:
         for batch in batches:
             iters = args.iters or (20 if cuda else CPU_ITERS.get(size, max(1, (128 // size) ** 2)))
             start = time.perf_counter()
-            block = bench_size(size, batch, legs, args.rounds, iters, warmup, device, base)
+            block, products = bench_size(size, batch, legs, args.rounds, iters, warmup, device, base,
+                                         matmul=args.matmul, profile=args.profile)
             rows += block
+            matmul_rows += products
             print(f"  {size} px, batch {batch}: {args.rounds} rounds x {iters} iterations per "
                   f"leg in {time.perf_counter() - start:.0f} s", flush=True)
             if len(sizes) * len(batches) > 1:  # kept in the log if a later block runs out of time
-                print_table(block)
+                print_table(block, products)
 
     print(f"\nload average after: {load_average()}")
-    print_table(rows)
+    print_table(rows, matmul_rows)
 
     for leg in ("ours", "fast"):
         target = [r for r in rows if r["leg"] == leg and r["size"] == 256 and r["batch"] == 1]

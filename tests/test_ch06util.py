@@ -15,6 +15,7 @@ from torch import nn
 
 from tests.conftest import write_images
 from utils import ch06util as ch
+from utils.cli import UserError
 from utils.paths import REPO_ROOT, files_dir
 
 
@@ -319,7 +320,8 @@ def test_train_epoch_returns_the_mean_of_its_batches(domains, tmp_path):
     for i, (A, B) in enumerate(loader2):
         if i == 3:
             break
-        out = ch.train_step(A, B, *nets2, opt_disc2, opt_gen2, l1, mse, d_scaler, g_scaler)
+        out = ch.train_step(A, B, *nets2, opt_disc2, opt_gen2, l1, mse, d_scaler, g_scaler,
+                            autocast_dtype=ch.default_autocast_dtype("cpu"))  # what train_epoch picks
         per_batch.append(out["D_loss"].item())
     assert losses["D_loss"] == pytest.approx(sum(per_batch) / 3, rel=1e-5)
 
@@ -370,8 +372,96 @@ def test_grad_scalers_are_torch_amp_and_off_where_useless():
     scaler = ch.make_grad_scaler("cpu")
     assert isinstance(scaler, torch.amp.GradScaler)
     assert not scaler.is_enabled()
+    assert not ch.make_grad_scaler("cpu", torch.bfloat16).is_enabled()
+    assert not ch.make_grad_scaler("cpu", None).is_enabled()  # None: float32, not "the default"
     assert ch.make_grad_scaler("cpu", torch.float16).is_enabled()
     assert ch.default_autocast_dtype("cpu") in (None, torch.bfloat16)
+
+
+# ------------------------------------------------------------ precision on each kind of CPU
+# The four kinds of x86 CPU a reader may have, as torch.cpu reports them.
+CPU_KINDS = {
+    "avx2_only": {"_is_avx512_supported": False, "_is_avx512_bf16_supported": False,
+                  "_is_amx_tile_supported": False},
+    "avx512_without_bf16": {"_is_avx512_supported": True, "_is_avx512_bf16_supported": False,
+                            "_is_amx_tile_supported": False},
+    "avx512_bf16": {"_is_avx512_supported": True, "_is_avx512_bf16_supported": True,
+                    "_is_amx_tile_supported": False},
+    "amx": {"_is_avx512_supported": True, "_is_avx512_bf16_supported": True,
+            "_is_amx_tile_supported": True},
+}
+NATIVE = {"avx2_only": [], "avx512_without_bf16": [], "avx512_bf16": ["AVX512-BF16"],
+          "amx": ["AMX", "AVX512-BF16"]}
+
+
+@pytest.fixture(params=sorted(CPU_KINDS))
+def cpu_kind(request, monkeypatch):
+    """Fakes one kind of CPU's instruction checks; the test sees the kind's name."""
+    monkeypatch.delenv(ch.CPU_AMP_ENV, raising=False)
+    for name, value in CPU_KINDS[request.param].items():
+        monkeypatch.setattr(torch.cpu, name, lambda value=value: value, raising=False)
+    return request.param
+
+
+def test_a_cpu_trains_in_bfloat16_exactly_where_it_computes_it(cpu_kind):
+    native = NATIVE[cpu_kind]
+    assert ch.cpu_bf16_instructions() == native
+    assert ch.cpu_has_bf16() is bool(native)
+    precision = ch.pick_precision("cpu")
+    assert precision.dtype == ch.default_autocast_dtype("cpu") == (torch.bfloat16 if native else None)
+    assert precision.name == ("bfloat16" if native else "float32")
+    assert not ch.make_grad_scaler("cpu").is_enabled()  # bfloat16 has float32's range
+    if native:
+        assert all(label in precision.reason for label in native)
+        assert "--no-mixed-precision" in precision.reason  # says how to get float32
+    else:
+        assert "emulated" in precision.reason
+
+
+def test_no_mixed_precision_is_float32_on_every_cpu(cpu_kind):
+    precision = ch.pick_precision("cpu", mixed_precision=False)
+    assert precision.dtype is None and precision.name == "float32"
+    assert "off" in precision.reason
+
+
+@pytest.mark.parametrize("value, native_dtype, emulated_dtype", [
+    ("0", None, None),                      # opt out: float32 everywhere
+    ("1", torch.bfloat16, torch.bfloat16),  # forced, even where emulated (for measuring)
+    ("", torch.bfloat16, None),             # empty: as if unset
+])
+def test_the_cpu_amp_variable_overrides_the_choice(cpu_kind, monkeypatch, value, native_dtype,
+                                                   emulated_dtype):
+    monkeypatch.setenv(ch.CPU_AMP_ENV, value)
+    precision = ch.pick_precision("cpu")
+    assert precision.dtype == (native_dtype if NATIVE[cpu_kind] else emulated_dtype)
+    if value == "0" or (value == "1" and not NATIVE[cpu_kind]):  # the reason names the override
+        assert f"{ch.CPU_AMP_ENV}={value}" in precision.reason
+
+
+def test_a_wrong_cpu_amp_value_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv(ch.CPU_AMP_ENV, "maybe")
+    with pytest.raises(UserError, match="CH06_CPU_AMP='maybe' is not understood.*=1.*=0.*unset"):
+        ch.default_autocast_dtype("cpu")
+
+
+def test_other_devices_train_in_float32():
+    assert ch.pick_precision("meta").dtype is None
+    assert "meta" in ch.pick_precision("meta").reason
+
+
+def test_train_epoch_trains_in_the_cpus_precision(domains, tmp_path, monkeypatch, cpu_kind):
+    seen = []
+    real = ch.train_step
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["autocast_dtype"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ch, "train_step", spy)
+    nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler = _tiny_setup(domains)
+    ch.train_epoch(*nets, loader, opt_disc, opt_gen, l1, mse, d_scaler, g_scaler, "cpu",
+                   max_batches=1, progress=False, sample_dir=tmp_path)
+    assert seen == [torch.bfloat16 if NATIVE[cpu_kind] else None]
 
 
 def test_loaddata_pairs_images_of_different_sizes(tmp_path):

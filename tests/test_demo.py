@@ -50,12 +50,61 @@ def test_demo_writes_grids_curves_and_metrics(demo_run):
     assert saved["minutes"] > 0 and saved["iterations"] == demo.FAST.iterations
     assert saved["stopped_by"] == "iterations" and saved["complete"] is True and "note" not in saved
     assert saved["data"] == "synthetic faces" and "cpu" in saved["device"]
+    from utils.ch06util import pick_precision
+
+    assert (saved["precision"], saved["precision_reason"]) == (pick_precision("cpu").name,
+                                                                pick_precision("cpu").reason)
     assert saved["settings"]["image_size"] == demo.FAST.image_size
     # extra code – beyond the chapter: the demo's generator variant is recorded and loads back as itself
     assert saved["settings"]["generator"] == demo.DEMO.generator == demo.FAST.generator
     from utils.checkpoints import load_generator
 
     assert load_generator(out / "run" / "gen_black.pth").variant == demo.DEMO.generator
+
+
+def _scores(shift: float = 0.0) -> dict[str, dict[str, float]]:
+    """Held-out scores at the README's bfloat16 row, the blond → black PSNR moved by `shift` dB."""
+    row = demo.DEMO_REFERENCE["bfloat16"]
+    scores = {d: {m: mean for m, (mean, _) in row[d].items()} for d in DIRECTIONS}
+    scores["blond_to_black"]["psnr_outside_hair"] += shift
+    return scores
+
+
+def test_the_summary_compares_with_the_readme_row_of_its_precision():
+    line = demo.compare_with_readme(_scores(), "bfloat16")
+    assert line.startswith("README, bfloat16 (seeds 0 and 1)")
+    assert line.endswith("all four match the 2 seeds' range.")
+    mean, half = demo.DEMO_REFERENCE["bfloat16"]["blond_to_black"]["psnr_outside_hair"]
+    line = demo.compare_with_readme(_scores(shift=half + 0.3), "bfloat16")
+    assert "outside the 2 seeds' range: blond → black psnr_outside_hair" in line
+    assert f"{mean - half:.1f}–{mean + half:.1f}" in line and "black → blond hair" not in line
+    assert "no figures for float16" in demo.compare_with_readme(_scores(), "float16")
+
+
+def test_a_one_seed_row_names_every_difference_without_a_range(monkeypatch):
+    one_seed = {d: {m: (mean, 0.0) for m, (mean, _) in row.items()}
+                for d, row in demo.DEMO_REFERENCE["bfloat16"].items()}
+    monkeypatch.setitem(demo.DEMO_REFERENCE, "bfloat16", one_seed)
+    monkeypatch.setitem(demo.REFERENCE_SEEDS, "bfloat16", (0,))
+    assert demo.compare_with_readme(_scores(), "bfloat16").endswith("all four match the one seed's numbers.")
+    mean, _ = one_seed["blond_to_black"]["psnr_outside_hair"]
+    line = demo.compare_with_readme(_scores(shift=0.3), "bfloat16")
+    assert line.startswith("README, bfloat16 (seed 0 only)")
+    named = f"blond → black psnr_outside_hair {mean + 0.3:.1f} (README {mean:.1f})"
+    assert f"outside the one seed's numbers: {named}" in line
+    assert "±" not in demo.reference_cells("bfloat16")[3]
+
+
+def test_the_readme_shows_the_demo_reference_row_of_each_precision():
+    from utils.paths import REPO_ROOT
+
+    lines = (REPO_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert set(demo.DEMO_REFERENCE) == {"float32", "bfloat16"}
+    for precision in demo.DEMO_REFERENCE:
+        rows = [line for line in lines if line.startswith(f"| {precision} ")]
+        assert len(rows) == 1, precision  # one row per precision in the two-seed table
+        cells = [cell.strip() for cell in rows[0].strip("|").split("|")[1:5]]
+        assert cells == demo.reference_cells(precision)
 
 
 def test_demo_trained_on_the_split_and_held_faces_out(demo_run):

@@ -24,7 +24,9 @@ def test_metrics_table_lists_both_directions():
     table = docs.metrics_table(_metrics())
     assert "| `hair_accuracy` | 0.95 | 0.91 |" in table
     assert "| `psnr_outside_hair` | 23.5 | 23.5 |" in table
-    assert "14.2 minutes on cpu" in table
+    assert "14.2 minutes on cpu." in table  # an older metrics.json: no precision recorded
+    with_precision = docs.metrics_table({**_metrics(), "precision": "bfloat16"})
+    assert "14.2 minutes on cpu, trained in bfloat16." in with_precision
 
 
 def test_replace_between_markers_keeps_the_rest():

@@ -72,7 +72,7 @@ def _run_chapter(base, batches):
 
 
 def _run_ours(base, batches, *, fast: bool, **step_options):
-    """`train_step` with plain Adam (fast=False) or with every default of utils.speed."""
+    """`train_step` with plain Adam (fast=False) or with every default of utils.speed, in float32."""
     device = torch.device("cpu")
     nets = [copy.deepcopy(net) for net in base]
     if fast:
@@ -81,7 +81,9 @@ def _run_ours(base, batches, *, fast: bool, **step_options):
         opt_disc, opt_gen = speed.make_optimizers(*nets, device=device)
     else:
         opt_disc, opt_gen = chapter_optimizers(*nets)
-    dtype = ch.default_autocast_dtype(device)
+    # float32 as the chapter computes on a CPU: this compares the math to rounding; bfloat16's
+    # rounding (the default where the CPU computes it) is judged by held-out scores instead
+    dtype = None
     scaler = ch.make_grad_scaler(device, dtype)
     losses = []
     for A, B in batches:
@@ -183,14 +185,21 @@ def test_channels_last_is_refused_exactly_where_it_gets_the_gradients_wrong(monk
     gen = ch.weights_init(ch.Generator(3, num_features=8, num_residuals=1))
     x = torch.rand(1, 3, 32, 32) * 2 - 1
 
-    def first_grad(net, inp):
-        net(inp).square().mean().backward()
+    def first_grad(net, inp, bf16=False):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = net(inp)
+        out.float().square().mean().backward()
         return net.initial[0].weight.grad
 
-    plain = first_grad(copy.deepcopy(gen), x)
-    fast = first_grad(copy.deepcopy(gen).to(memory_format=torch.channels_last),
-                      x.contiguous(memory_format=torch.channels_last))
-    exact = torch.allclose(plain, fast, rtol=1e-3, atol=1e-6)
+    def layouts_agree(bf16):
+        plain = first_grad(copy.deepcopy(gen), x, bf16)
+        fast = first_grad(copy.deepcopy(gen).to(memory_format=torch.channels_last),
+                          x.contiguous(memory_format=torch.channels_last), bf16)
+        if bf16:  # bfloat16's rounding in both layouts, far below the defect's error above 1
+            return bool((fast - plain).norm() <= 0.05 * plain.norm())
+        return torch.allclose(plain, fast, rtol=1e-3, atol=1e-6)
+
+    exact = layouts_agree(bf16=False) and layouts_agree(bf16=True)  # float32, and autocast's bfloat16
     assert speed.channels_last_is_exact("cpu") == exact
     if not exact:
         with pytest.raises(ValueError, match="channels-last"):
@@ -241,9 +250,10 @@ def test_cpu_has_bf16_reads_the_instructions_not_onednn(monkeypatch):
 
     monkeypatch.setattr(tcpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(tcpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)  # oneDNN would emulate
     assert ch.cpu_has_bf16() is False
-    monkeypatch.setenv("CH06_CPU_AMP", "1")
-    assert ch.default_autocast_dtype("cpu") is None  # asked for, but it would be emulated
+    monkeypatch.delenv("CH06_CPU_AMP", raising=False)
+    assert ch.default_autocast_dtype("cpu") is None
     monkeypatch.setattr(tcpu, "_is_amx_tile_supported", lambda: True)
     assert ch.cpu_has_bf16() is True
     assert ch.default_autocast_dtype("cpu") == torch.bfloat16

@@ -480,6 +480,77 @@ def test_cli_resume_anyway(data, tmp_path, capsys):
     assert load_checkpoint(out)["iteration"] == 2
 
 
+# ------------------------------------------------------------------------- precision
+def fake_cpu(monkeypatch, native: bool) -> None:
+    """A CPU with (AMX + AVX512-BF16) or without (AVX2 only) the bfloat16 instructions."""
+    monkeypatch.delenv("CH06_CPU_AMP", raising=False)
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: native, raising=False)
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bfloat16"), (False, "float32")])
+def test_a_run_prints_and_records_the_precision_it_trains_in(data, tmp_path, monkeypatch, capsys,
+                                                              native, expected):
+    fake_cpu(monkeypatch, native)
+    result = run(data, tmp_path / "o", iterations=1)
+    assert (result.precision, load_checkpoint(tmp_path / "o")["precision"]) == (expected, expected)
+    out = capsys.readouterr().out
+    assert f"Precision: {expected}: " in out and result.precision_reason in out
+    assert ("natively" if native else "emulated") in result.precision_reason
+
+
+def test_no_mixed_precision_trains_in_float32_and_says_so(data, tmp_path, monkeypatch, capsys):
+    fake_cpu(monkeypatch, native=True)
+    out = tmp_path / "run"
+    assert tr.main(["--domain-a", str(data[0]), "--domain-b", str(data[1]), "--out", str(out), "--image-size",
+                    "32", "--num-features", "8", "--num-residuals", "1", "--iterations", "1", "--quiet",
+                    "--no-mixed-precision"]) == 0
+    assert load_checkpoint(out)["precision"] == "float32"
+    assert "Precision: float32: mixed precision turned off" in capsys.readouterr().out
+
+
+def test_float32_and_bfloat16_runs_differ_only_by_rounding(data, tmp_path, monkeypatch):
+    fake_cpu(monkeypatch, native=True)
+    mixed = run(data, tmp_path / "bf16", iterations=1).history
+    plain = run(data, tmp_path / "fp32", iterations=1, mixed_precision=False).history
+    losses = ["D_loss", "G_loss", "cycle_loss"]  # the first iteration: same weights, same batch
+    assert not mixed[losses].equals(plain[losses])  # bfloat16 did compute something
+    np.testing.assert_allclose(mixed[losses].to_numpy(), plain[losses].to_numpy(), rtol=0.03)
+
+
+def test_a_resume_in_the_same_precision_says_nothing_more(data, tmp_path, monkeypatch, capsys):
+    fake_cpu(monkeypatch, native=True)
+    run(data, tmp_path / "o", iterations=1)
+    capsys.readouterr()
+    run(data, tmp_path / "o", iterations=2, resume=True)
+    out = capsys.readouterr().out
+    assert "Precision: bfloat16" in out and "until now" not in out
+
+
+def test_a_resume_in_another_precision_says_so_and_records_the_new_one(data, tmp_path, monkeypatch, capsys):
+    fake_cpu(monkeypatch, native=True)
+    run(data, tmp_path / "o", iterations=1)
+    capsys.readouterr()
+    resumed = run(data, tmp_path / "o", iterations=2, resume=True, mixed_precision=False)
+    out = capsys.readouterr().out
+    assert ("This run trained in bfloat16 until now and continues in float32 (mixed precision turned off)"
+            in out)
+    assert resumed.precision == load_checkpoint(tmp_path / "o")["precision"] == "float32"
+    assert resumed.iteration == 2
+
+
+def test_a_checkpoint_from_before_the_precision_record_resumes_and_says_so(data, tmp_path, monkeypatch,
+                                                                            capsys):
+    fake_cpu(monkeypatch, native=False)
+    run(data, tmp_path / "o", iterations=1)
+    state = load_checkpoint(tmp_path / "o")
+    del state["precision"]  # as an older version wrote it
+    atomic_save(state, tmp_path / "o" / tr.CHECKPOINT)
+    capsys.readouterr()
+    assert run(data, tmp_path / "o", iterations=2, resume=True).iteration == 2
+    assert "does not record its precision" in capsys.readouterr().out
+
+
 # --------------------------------------------------------- damaged data, disk, folders
 def test_a_damaged_image_met_mid_run_is_skipped_and_named(data, tmp_path, capsys):
     bad = sorted(data[1].iterdir())[2]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
@@ -400,21 +401,67 @@ class ImageQuery(Protocol):
     def query(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
-def default_autocast_dtype(device: torch.device | str) -> torch.dtype | None:
-    """The mixed-precision type that pays off on `device`, or None for plain float32.
+# extra code – which precision a run trains in, and why (printed and recorded by every run)
+CPU_AMP_ENV = "CH06_CPU_AMP"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The type autocast computes in (None: plain float32) and the reason, in a few words."""
+
+    dtype: torch.dtype | None
+    reason: str
+
+    @property
+    def name(self) -> str:
+        """'bfloat16', 'float16' or 'float32': what a run records in its metrics and checkpoint."""
+        return "float32" if self.dtype is None else str(self.dtype).removeprefix("torch.")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
+def pick_precision(device: torch.device | str, mixed_precision: bool = True) -> Precision:
+    """The mixed-precision type that pays off on `device`, and why.
 
     CUDA: bfloat16 where the GPU computes it natively (Ampere and newer: no gradient
     scaling needed), float16 otherwise (a T4 or V100: fast fp16 tensor cores, bfloat16
-    only emulated). CPU: float32. Measured on a 2-core AVX-512 Xeon without AVX512-BF16/AMX,
-    bfloat16 autocast made an iteration slower (benchmarks/README.md), so it stays off
-    unless asked for (`CH06_CPU_AMP=1`) on a CPU that has the bf16 instructions.
+    only emulated). CPU: bfloat16 where the CPU computes it natively (AMX or AVX512-BF16,
+    `cpu_has_bf16`: about 1.7-1.9x faster per iteration, same held-out scores,
+    benchmarks/README.md), float32 elsewhere (emulated bfloat16 runs about 3x slower).
+    `CH06_CPU_AMP=0` keeps a CPU in float32; `CH06_CPU_AMP=1` forces bfloat16 even where
+    it is emulated (for measuring). `mixed_precision=False` is plain float32 everywhere.
     """
     device = torch.device(device)
+    if not mixed_precision:
+        return Precision(None, "mixed precision turned off")
     if device.type == "cuda":
-        return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
-    if device.type == "cpu" and env_flag("CH06_CPU_AMP") and cpu_has_bf16():  # 1/0, true/false, ...
-        return torch.bfloat16
-    return None
+        if cuda_has_native_bf16(device):
+            return Precision(torch.bfloat16, "this GPU computes bfloat16 natively")
+        return Precision(torch.float16, "this GPU only emulates bfloat16; float16 with a gradient scaler")
+    if device.type != "cpu":
+        return Precision(None, f"no mixed precision on {device.type}")
+    asked = os.environ.get(CPU_AMP_ENV, "").strip()
+    forced = env_flag(CPU_AMP_ENV) if asked else None  # unset: decide; 1/0, true/false, ...: forced
+    native = cpu_bf16_instructions()
+    if forced is False:
+        return Precision(None, f"{CPU_AMP_ENV}={asked} keeps the CPU in float32")
+    if forced and not native:
+        return Precision(torch.bfloat16,
+                         f"forced by {CPU_AMP_ENV}={asked}; this CPU emulates bfloat16 (about 3x slower)")
+    if native:
+        return Precision(torch.bfloat16, f"this CPU computes bfloat16 natively ({', '.join(native)}); "
+                                         f"float32 with --no-mixed-precision or {CPU_AMP_ENV}=0")
+    return Precision(None, "this CPU has no AMX or AVX512-BF16, so bfloat16 would be emulated and slower")
+
+
+def default_autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The mixed-precision type that pays off on `device`, or None for plain float32.
+
+    bfloat16 on GPUs and CPUs that compute it natively, float16 on older GPUs, float32
+    elsewhere: `pick_precision` says which and why.
+    """
+    return pick_precision(device).dtype
 
 
 def cuda_has_native_bf16(device: torch.device | str = "cuda") -> bool:
@@ -428,22 +475,34 @@ def cuda_has_native_bf16(device: torch.device | str = "cuda") -> bool:
     return torch.cuda.get_device_capability(torch.device(device))[0] >= 8
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), not emulated.
+def cpu_bf16_instructions() -> list[str]:
+    """The bfloat16 instructions this CPU has: 'AMX' and/or 'AVX512-BF16' (empty: emulated).
 
     Checks the instructions themselves: oneDNN's own `_is_mkldnn_bf16_supported()` also
     says True on plain AVX-512 CPUs, where it emulates bfloat16 and runs about 3x slower
-    (benchmarks/README.md).
+    (benchmarks/README.md). Where both are present oneDNN runs the convolutions on AMX.
     """
-    checks = [getattr(torch.cpu, name, None)
-              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(bool(check()) for check in checks if check is not None)
+    found = []
+    for label, name in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")):
+        check = getattr(torch.cpu, name, None)
+        if check is not None and check():
+            found.append(label)
+    return found
 
 
-def make_grad_scaler(device: torch.device | str, autocast_dtype: torch.dtype | None = None):
-    """A `torch.amp.GradScaler` that is enabled only where it does something: float16."""
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16), not emulated."""
+    return bool(cpu_bf16_instructions())
+
+
+def make_grad_scaler(device: torch.device | str, autocast_dtype: torch.dtype | None | str = "auto"):
+    """A `torch.amp.GradScaler` that is enabled only where it does something: float16.
+
+    `autocast_dtype` is the type the run computes in (None: float32), "auto" the device's
+    default (`default_autocast_dtype`).
+    """
     device = torch.device(device)
-    if autocast_dtype is None:
+    if autocast_dtype == "auto":
         autocast_dtype = default_autocast_dtype(device)
     return torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
 

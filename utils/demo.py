@@ -154,6 +154,60 @@ def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
     return data
 
 
+# extra code – the README's figures for `make demo` (the 'mask' generator, 2,000 iterations, one
+# thread each, Intel Sapphire Rapids Xeon), per precision and direction: (mean, half the range)
+# over the seeds in REFERENCE_SEEDS of the hair accuracy and the PSNR outside the hair. The summary
+# compares a run with the row of its precision; tests/test_demo.py checks that README.md shows these
+# numbers (benchmarks/README.md, "A generator that edits only where it must", has the runs).
+Spread = dict[str, tuple[float, float]]
+DEMO_REFERENCE: dict[str, dict[str, Spread]] = {
+    "float32": {"black_to_blond": {"hair_accuracy": (0.99, 0.0), "psnr_outside_hair": (79.28, 0.0)},
+                "blond_to_black": {"hair_accuracy": (0.99, 0.0), "psnr_outside_hair": (74.57, 0.0)}},
+    "bfloat16": {"black_to_blond": {"hair_accuracy": (0.99, 0.0), "psnr_outside_hair": (73.43, 1.64)},
+                 "blond_to_black": {"hair_accuracy": (1.00, 0.0), "psnr_outside_hair": (69.74, 1.0)}},
+}
+REFERENCE_SEEDS = {"float32": (0,), "bfloat16": (0, 1)}  # float32: one seed, no time for a second
+DIRECTIONS = {"black_to_blond": "black → blond", "blond_to_black": "blond → black"}
+DIGITS = {"hair_accuracy": 2, "psnr_outside_hair": 1}  # as the README shows them
+
+
+def reference_cells(precision: str) -> list[str]:
+    """The README row's four cells for `precision`: accuracy and PSNR, black → blond then blond → black."""
+    row, one_seed = DEMO_REFERENCE[precision], len(REFERENCE_SEEDS[precision]) == 1
+    cells = []
+    for direction in DIRECTIONS:
+        for metric, (mean, half) in row[direction].items():
+            d = DIGITS[metric]
+            cells.append(f"{mean:.{d}f}" if one_seed else f"{mean:.{d}f} ± {half:.{d}f}")
+    return cells
+
+
+def compare_with_readme(scores: dict[str, dict[str, float]], precision: str) -> str:
+    """One line: a full demo run's held-out numbers against the README's row for its precision.
+
+    The README's rows span the seeds in REFERENCE_SEEDS; a run with the demo's seed on a machine
+    that trains in the same precision reproduces one end of its row, so a number outside says this
+    run differs (a one-seed row has no range: any difference is named).
+    """
+    if precision not in DEMO_REFERENCE:
+        return f"The README has no figures for {precision}; compare with its float32 row."
+    seeds = REFERENCE_SEEDS[precision]
+    span = "seed 0 only" if len(seeds) == 1 else "seeds " + " and ".join(map(str, seeds))
+    reach = "the one seed's numbers" if len(seeds) == 1 else f"the {len(seeds)} seeds' range"
+    cells = iter(reference_cells(precision))
+    expected = [f"{label} {next(cells)}, {next(cells)} dB" for label in DIRECTIONS.values()]
+    outside = []
+    for direction, label in DIRECTIONS.items():
+        for metric, (mean, half) in DEMO_REFERENCE[precision][direction].items():
+            d, value = DIGITS[metric], scores[direction][metric]
+            low, high = round(mean - half, d), round(mean + half, d)  # as the README prints them
+            if not low - 1e-9 <= round(value, d) <= high + 1e-9:
+                readme = f"{mean:.{d}f}" if len(seeds) == 1 else f"{low:.{d}f}–{high:.{d}f}"
+                outside.append(f"{label} {metric} {value:.{d}f} (README {readme})")
+    verdict = f"all four match {reach}" if not outside else f"outside {reach}: " + "; ".join(outside)
+    return f"README, {precision} ({span}): {'; '.join(expected)}. This run: {verdict}."
+
+
 def _stop_note(reason: str, done: int, planned: int, minutes: float | None) -> str | None:
     """The plain sentence a run stopped early gets in the summary and metrics.json; None if complete."""
     if done >= planned:
@@ -218,9 +272,9 @@ def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: floa
                           device=device)
     cap = f", stopping after {minutes:g} min at most" if minutes is not None else ""
     print(f"Training {settings.iterations:,} iterations of {settings.batch_size} pairs at "
-          f"{settings.image_size} px (a fixed, seeded run: the same run on any machine, with results "
-          f"that agree within the spread between seeds){cap}. An estimate of the time it takes here "
-          "follows after a few iterations.")
+          f"{settings.image_size} px (a fixed, seeded run: the same run on any machine that trains in the "
+          f"same precision, with results that agree within the spread between seeds){cap}. An estimate "
+          "of the time it takes here follows after a few iterations.")
     if settings.generator != "chapter":  # extra code – say so whenever the demo leaves the chapter
         why = f": {DEMO_GENERATOR_WHY}" if settings.generator == DEMO.generator else ""
         print(f"Generator variant {settings.generator!r}, beyond the chapter{why}.")
@@ -250,6 +304,8 @@ def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: floa
         **({"note": note} if note else {}),
         "stopped_by": result.reason,
         "device": describe(device),
+        "precision": result.precision,
+        "precision_reason": result.precision_reason,
         "data": "real CelebA" if data.real else "synthetic faces",
         "scored_by": scored_by,
         "settings": {**asdict(settings), "seed": seed, "minutes_cap": minutes},
@@ -263,10 +319,12 @@ def _train_and_report(out: Path, run: Path, settings: RunSettings, minutes: floa
         record.claim(name, OWNER)
     record.save()
 
-    print(f"\nScores on the held-out faces, {scored_by}:")
+    print(f"\nScores on the held-out faces, {scored_by}, trained in {result.precision}:")
     print(format_table(scores))
     if note:
         print(f"Note: {note}")
+    elif settings == DEMO and not data.real:  # the README's figures are for this run only
+        print(compare_with_readme(scores, result.precision))
     print(f"{result.iteration:,} iterations ({result.reason}) in {trained_minutes:.1f} min of training, "
           f"{total_minutes:.1f} min in total.")
     print("Wrote:")

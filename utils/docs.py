@@ -41,8 +41,9 @@ def metrics_table(metrics: dict) -> str:
         cells = [f"{metrics[d][key]:.3g}" if metrics[d][key] is not None else "–" for d in directions]
         lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
     lines.append("")
+    precision = f", trained in {metrics['precision']}" if "precision" in metrics else ""
     lines.append(f"Measured by `make demo` in {metrics.get('minutes', float('nan')):.1f} minutes "
-                 f"on {metrics.get('device', 'an unknown device')}.")
+                 f"on {metrics.get('device', 'an unknown device')}{precision}.")
     return "\n".join(lines)
 
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from utils import speed
-from utils.ch06util import default_autocast_dtype, make_grad_scaler, train_step
+from utils.ch06util import make_grad_scaler, pick_precision, train_step
 from utils.networks import build_networks, build_optimizers
 
 # The CycleGAN paper's learning rate at batch 1 (2e-4): the picked batch keeps its linearly
@@ -106,7 +106,7 @@ def measure_memory(config: Any, device: torch.device) -> tuple[int, int, int]:
 
 
 def _autocast_dtype(config: Any, device: torch.device) -> torch.dtype | None:
-    return default_autocast_dtype(device) if config.mixed_precision else None
+    return pick_precision(device, config.mixed_precision).dtype
 
 
 def settle(config: Any, device: torch.device | str, *, log: Log = print,

@@ -31,7 +31,7 @@ from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
 from utils import fast_gpu, speed
-from utils.ch06util import LOSS_KEYS, default_autocast_dtype, make_grad_scaler, make_transform, train_step
+from utils.ch06util import LOSS_KEYS, Precision, make_grad_scaler, make_transform, pick_precision, train_step
 from utils.checkpoints import atomic_save
 from utils.cli import Terminated
 from utils.distributed import (
@@ -105,6 +105,8 @@ class TrainResult:
     disc_A: nn.Module
     disc_B: nn.Module
     skipped_images: dict[str, int] = field(default_factory=dict)  # unreadable file -> times skipped
+    precision: str = "float32"  # what this session trained in: float32, bfloat16 or float16
+    precision_reason: str = ""  # why (`ch06util.pick_precision`)
 
 # ------------------------------------------------------------------------- interruptions
 class _DeferredInterrupt:
@@ -194,12 +196,13 @@ def choose_cpu_threads(config: TrainConfig) -> int:
     cpu = torch.device("cpu")
     nets = build_networks(config, cpu)
     opt_disc, opt_gen = build_optimizers(config, nets)
-    scalers = make_grad_scaler(cpu), make_grad_scaler(cpu)
+    dtype = pick_precision(cpu, config.mixed_precision).dtype  # timed in the precision the run trains in
+    scalers = make_grad_scaler(cpu, dtype), make_grad_scaler(cpu, dtype)
     A, B = (torch.rand(config.batch_size, 3, config.image_size, config.image_size) * 2 - 1 for _ in "AB")
 
     def step() -> None:
         train_step(A, B, nets["disc_A"], nets["disc_B"], nets["gen_A"], nets["gen_B"], opt_disc, opt_gen,
-                   nn.L1Loss(), nn.MSELoss(), *scalers, **config.loss_weights())
+                   nn.L1Loss(), nn.MSELoss(), *scalers, autocast_dtype=dtype, **config.loss_weights())
 
     return speed.pick_cpu_threads(step)
 
@@ -228,6 +231,24 @@ def _train(config, ctx: Dist, device, progress, callback, clock) -> TrainResult:
     run = _Run(config, ctx, device, progress, callback, clock)  # set-up: data, networks, optimisers
     run.resume(found)  # or start fresh; refuses to overwrite a run or to continue one on other data
     return run.loop()  # iterations, logs and samples, checkpoints; then finish
+
+
+def precision_change(saved: str, now: Precision) -> str | None:
+    """The line a resumed run prints when this session computes in another precision, else None.
+
+    The new session's precision applies: autocast only changes the arithmetic (weights and
+    optimiser state are float32 in every precision), so the run trains on; keeping the old
+    one would leave `--no-mixed-precision` without effect when ruling precision out of NaN
+    losses, and would emulate bfloat16 (about 3x slower) on a machine without it.
+    """
+    if saved == now.name:
+        return None
+    if saved == "unrecorded":
+        return (f"The checkpoint does not record its precision (an older version wrote it); this "
+                f"session trains in {now.name}.")
+    return (f"This run trained in {saved} until now and continues in {now.name} ({now.reason}): the "
+            "weights are float32 in both, so it trains on, but not bit for bit as it would have "
+            f"in {saved}.")
 
 
 # The speed estimate: the first iterations of a session are slow (kernels chosen, caches and
@@ -293,7 +314,9 @@ class _Run:
         speed.tune_backends(device)
         self.nets = build_networks(config, device)
         self.opt_disc, self.opt_gen = build_optimizers(config, self.nets)
-        self.autocast_dtype = default_autocast_dtype(device) if config.mixed_precision else None
+        # the precision is this session's: a resume in another one says so (`resume`)
+        self.precision = pick_precision(device, config.mixed_precision)
+        self.autocast_dtype = self.precision.dtype
         self.d_scaler = make_grad_scaler(device, self.autocast_dtype)
         self.g_scaler = make_grad_scaler(device, self.autocast_dtype)
         seeds = np.random.SeedSequence([config.seed, ctx.rank]).generate_state(2)
@@ -309,9 +332,11 @@ class _Run:
         """Continue from `found` (the newest checkpoint, when `resume=True`), or start fresh; never
         silently overwrite a run or files it did not write, never continue one on other data."""
         config, ctx, out = self.config, self.ctx, self.out
+        change = None
         if found is not None:
             state, source = found
             check_same_data(state.get("data"), self.data_record, source, config.resume_anyway)
+            change = precision_change(state.get("precision", "unrecorded"), self.precision)
             restore(state, source, config, self.nets, self.opt_disc, self.opt_gen, self.d_scaler,
                      self.g_scaler, self.pool_A, self.pool_B, self.device, ctx)
             self.pos = {k: state[k] for k in self.pos}
@@ -332,6 +357,10 @@ class _Run:
             removed = remove_stale_temporaries(out)
             if removed:
                 print(removed)
+        if ctx.main:  # every session says what it computes in, and why
+            print(f"Precision: {self.precision}")
+            if change:
+                print(change)
         self.history = History(self.paths["history"],
                                 keep_through=self.pos["iteration"] if found else None, write=ctx.main)
         self.run_nets = wrap_distributed(self.nets, ctx, self.device)
@@ -528,6 +557,7 @@ class _Run:
                 **{name: net.state_dict() for name, net in nets.items()},
                 "opt_disc": self.opt_disc.state_dict(), "opt_gen": self.opt_gen.state_dict(),
                 "d_scaler": self.d_scaler.state_dict(), "g_scaler": self.g_scaler.state_dict(),
+                "precision": self.precision.name,  # this session's; a resume in another says so
                 "pools": pools,  # one entry per rank: each rank's fakes differ
                 "rng": rng_state(),
             }, self.out)
@@ -589,4 +619,5 @@ class _Run:
     def result(self, reason: str) -> TrainResult:
         return TrainResult(reason=reason, iteration=self.pos["iteration"], epoch=self.pos["epoch"],
                            history=self.history.frame(), paths=self.paths, **self.nets,
-                           skipped_images=dict(self.skipped))
+                           skipped_images=dict(self.skipped), precision=self.precision.name,
+                           precision_reason=self.precision.reason)

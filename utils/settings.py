@@ -73,9 +73,10 @@ class TrainConfig:
     seed: one number that makes a run repeatable on the same machine.
     device: "cuda", "cpu", "mps", ...; None = `utils.runtime.pick_device()`.
     workers: DataLoader worker processes; None = `utils.speed.recommended_workers` (0 on a CPU).
-    mixed_precision: autocast where it pays (`ch06util.default_autocast_dtype`: bf16 or fp16
-        on CUDA, float32 on most CPUs); False = float32 everywhere, e.g. to compare a GPU run
-        with a CPU one or to rule precision out when losses turn NaN.
+    mixed_precision: autocast where it pays (`ch06util.pick_precision`: bf16 or fp16 on CUDA,
+        bf16 on CPUs with AMX or AVX512-BF16, float32 on other CPUs); False = float32
+        everywhere, e.g. to compare a GPU run with a CPU one or to rule precision out when
+        losses turn NaN. Each session prints which and why; a resume may change it (it says so).
     fast_gpu: on a CUDA GPU, compiled networks (CUDA graphs), channels-last and, at batch 1,
         a batch size picked from the GPU's memory with a scaled lr (`utils.fast_gpu`); the
         chapter's model and losses either way. A no-op with a note elsewhere.

@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cuda, cpu, mps, ... (default: CUDA, then MPS, then CPU)")
     p.add_argument("--workers", type=int, help="DataLoader workers (default min(4, CPUs) on CUDA, 0 on CPU)")
     p.add_argument("--no-mixed-precision", dest="mixed_precision", action="store_false", default=None,
-                   help="float32 everywhere (default: bf16/fp16 autocast on CUDA)")
+                   help="float32 everywhere (default: bf16/fp16 autocast on CUDA, bf16 on CPUs "
+                        "with AMX or AVX512-BF16; CH06_CPU_AMP=0 also keeps a CPU in float32)")
     p.add_argument("--fast-gpu", action="store_true", default=None,
                    help="CUDA: compiled networks (CUDA graphs), channels-last, a picked batch size "
                         "with a scaled lr (printed); the chapter's model and losses (utils/fast_gpu.py)")
