@@ -507,7 +507,8 @@ def make_grad_scaler(device: torch.device | str, autocast_dtype: torch.dtype | N
     return torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
 
 
-def _autocast(device_type: str, dtype: torch.dtype | None):
+def autocast(device_type: str, dtype: torch.dtype | None):
+    """Autocast to `dtype`, or plain float32 when `dtype` is None (`pick_precision`'s answer)."""
     return torch.autocast(device_type=device_type, dtype=dtype, enabled=dtype is not None)
 
 
@@ -549,7 +550,7 @@ def train_step(
     regularise_masks = lambda_mask > 0 or lambda_mask_tv > 0  # extra code
 
     # 1. Discriminators: real -> 1, fake -> 0 (least squares on the sigmoid output).
-    with _autocast(device_type, autocast_dtype):
+    with autocast(device_type, autocast_dtype):
         if regularise_masks:  # extra code – the masks too, for their penalty below
             (fake_A, mask_A), (fake_B, mask_B) = gen_A(B, return_mask=True), gen_B(A, return_mask=True)
         else:
@@ -577,7 +578,7 @@ def train_step(
     for p in frozen:
         p.requires_grad_(False)
     try:
-        with _autocast(device_type, autocast_dtype):
+        with autocast(device_type, autocast_dtype):
             D_A_fake = disc_A(fake_A)
             D_B_fake = disc_B(fake_B)
             loss_G_A = mse(D_A_fake, torch.ones_like(D_A_fake))

@@ -31,7 +31,15 @@ from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
 from utils import fast_gpu, speed
-from utils.ch06util import LOSS_KEYS, Precision, make_grad_scaler, make_transform, pick_precision, train_step
+from utils.ch06util import (
+    LOSS_KEYS,
+    Precision,
+    autocast,
+    make_grad_scaler,
+    make_transform,
+    pick_precision,
+    train_step,
+)
 from utils.checkpoints import atomic_save
 from utils.cli import Terminated
 from utils.distributed import (
@@ -158,7 +166,7 @@ class _DeferredInterrupt:
 @torch.no_grad()
 def _sample_grid(A, B, fake_A, fake_B, gen_A, gen_B, autocast_dtype) -> torch.Tensor:
     """Rows: real A, fake B, cycled A / real B, fake A, cycled B (first item of the batch)."""
-    with torch.autocast(A.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+    with autocast(A.device.type, autocast_dtype):
         cycle_A = gen_A(fake_B[:1])
         cycle_B = gen_B(fake_A[:1])
     images = torch.cat([A[:1], fake_B[:1], cycle_A, B[:1], fake_A[:1], cycle_B]).float()
