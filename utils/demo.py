@@ -156,7 +156,7 @@ def demo_data(settings: DemoSettings, seed: int = 0) -> DataChoice:
 
 # extra code – the README's figures for `make demo` (the 'mask' generator, 2,000 iterations, one
 # thread each, Intel Sapphire Rapids Xeon), per precision and direction: (mean, half the range)
-# over the seeds in REFERENCE_SEEDS of the hair accuracy and the PSNR outside the hair. The summary
+# over seeds 0 and 1 of the hair accuracy and the PSNR outside the hair. The summary
 # compares a run with the row of its precision; tests/test_demo.py checks that README.md shows these
 # numbers (benchmarks/README.md, "A generator that edits only where it must", has the runs).
 Spread = dict[str, tuple[float, float]]
@@ -166,34 +166,26 @@ DEMO_REFERENCE: dict[str, dict[str, Spread]] = {
     "bfloat16": {"black_to_blond": {"hair_accuracy": (0.99, 0.0), "psnr_outside_hair": (73.43, 1.64)},
                  "blond_to_black": {"hair_accuracy": (1.00, 0.0), "psnr_outside_hair": (69.74, 1.0)}},
 }
-REFERENCE_SEEDS = {"float32": (0, 1), "bfloat16": (0, 1)}
 DIRECTIONS = {"black_to_blond": "black → blond", "blond_to_black": "blond → black"}
 DIGITS = {"hair_accuracy": 2, "psnr_outside_hair": 1}  # as the README shows them
 
 
 def reference_cells(precision: str) -> list[str]:
     """The README row's four cells for `precision`: accuracy and PSNR, black → blond then blond → black."""
-    row, one_seed = DEMO_REFERENCE[precision], len(REFERENCE_SEEDS[precision]) == 1
-    cells = []
-    for direction in DIRECTIONS:
-        for metric, (mean, half) in row[direction].items():
-            d = DIGITS[metric]
-            cells.append(f"{mean:.{d}f}" if one_seed else f"{mean:.{d}f} ± {half:.{d}f}")
-    return cells
+    row = DEMO_REFERENCE[precision]
+    return [f"{mean:.{DIGITS[metric]}f} ± {half:.{DIGITS[metric]}f}"
+            for direction in DIRECTIONS for metric, (mean, half) in row[direction].items()]
 
 
 def compare_with_readme(scores: dict[str, dict[str, float]], precision: str) -> str:
     """One line: a full demo run's held-out numbers against the README's row for its precision.
 
-    The README's rows span the seeds in REFERENCE_SEEDS; a run with the demo's seed on a machine
-    that trains in the same precision reproduces one end of its row, so a number outside says this
-    run differs (a one-seed row has no range: any difference is named).
+    The README's rows span two seeds; a run with the demo's seed on a machine that trains in
+    the same precision reproduces one end of its row, so a number outside says this run differs.
+    Both are compared at the digits the README prints.
     """
     if precision not in DEMO_REFERENCE:
         return f"The README has no figures for {precision}; compare with its float32 row."
-    seeds = REFERENCE_SEEDS[precision]
-    span = "seed 0 only" if len(seeds) == 1 else "seeds " + " and ".join(map(str, seeds))
-    reach = "the one seed's numbers" if len(seeds) == 1 else f"the {len(seeds)} seeds' range"
     cells = iter(reference_cells(precision))
     expected = [f"{label} {next(cells)}, {next(cells)} dB" for label in DIRECTIONS.values()]
     outside = []
@@ -202,10 +194,10 @@ def compare_with_readme(scores: dict[str, dict[str, float]], precision: str) -> 
             d, value = DIGITS[metric], scores[direction][metric]
             low, high = round(mean - half, d), round(mean + half, d)  # as the README prints them
             if not low - 1e-9 <= round(value, d) <= high + 1e-9:
-                readme = f"{mean:.{d}f}" if len(seeds) == 1 else f"{low:.{d}f}–{high:.{d}f}"
-                outside.append(f"{label} {metric} {value:.{d}f} (README {readme})")
-    verdict = f"all four match {reach}" if not outside else f"outside {reach}: " + "; ".join(outside)
-    return f"README, {precision} ({span}): {'; '.join(expected)}. This run: {verdict}."
+                outside.append(f"{label} {metric} {value:.{d}f} (README {low:.{d}f}–{high:.{d}f})")
+    verdict = ("all four match the 2 seeds' range" if not outside
+               else "outside the 2 seeds' range: " + "; ".join(outside))
+    return f"README, {precision} (seeds 0 and 1): {'; '.join(expected)}. This run: {verdict}."
 
 
 def _stop_note(reason: str, done: int, planned: int, minutes: float | None) -> str | None:
